@@ -1,0 +1,306 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"strings"
+	"time"
+)
+
+// Condition is the one condition a rule tests. Its String is the config key and
+// the "condition" field of events.
+type Condition uint8
+
+// The conditions of PRODUCT.md §3.
+const (
+	Below Condition = iota + 1
+	Above
+	Drop
+	Rise
+	When
+	Stale
+	Forward
+)
+
+var condNames = [...]string{"", "below", "above", "drop", "rise", "when", "stale", "forward"}
+
+func (c Condition) String() string {
+	if int(c) < len(condNames) {
+		return condNames[c]
+	}
+	return "unknown"
+}
+
+// Spec is one [[rule]] table as written in a rule file, before validation.
+// Pointer fields are nil when the key is absent. The bridge's strict TOML decoder
+// fills it (durations must be strings, floats finite); Compile checks the rest.
+type Spec struct {
+	Name        string         `toml:"name"`
+	Topic       string         `toml:"topic"`
+	Value       string         `toml:"value"`
+	Key         string         `toml:"key"`
+	Below       *float64       `toml:"below"`
+	Above       *float64       `toml:"above"`
+	Drop        *float64       `toml:"drop"`
+	Rise        *float64       `toml:"rise"`
+	Within      *time.Duration `toml:"within"`
+	When        *string        `toml:"when"`
+	Stale       *time.Duration `toml:"stale"`
+	Forward     *bool          `toml:"forward"`
+	Hysteresis  *float64       `toml:"hysteresis"`
+	For         *time.Duration `toml:"for"`
+	Cooldown    *time.Duration `toml:"cooldown"`
+	Level       *bool          `toml:"level"`
+	Resolve     *bool          `toml:"resolve"`
+	FireOnFirst *bool          `toml:"fire_on_first"`
+	Endpoints   []string       `toml:"endpoints"`
+	Body        *string        `toml:"body"`
+	Publish     []PublishSpec  `toml:"publish"`
+}
+
+// PublishSpec is one [[rule.publish]] MQTT action.
+type PublishSpec struct {
+	Topic           string  `toml:"topic"`
+	Payload         *string `toml:"payload"`
+	ResolvedPayload *string `toml:"resolved_payload"`
+	QoS             *int    `toml:"qos"`
+	Retain          bool    `toml:"retain"`
+}
+
+// Rule is one validated rule. It is immutable after Compile and safe for
+// concurrent use; per-series memory lives in State.
+type Rule struct {
+	Name      string
+	Filter    Filter
+	Value     Path // zero: the payload is the number
+	Key       Path // zero: one series per topic
+	Cond      Condition
+	Threshold float64 // below/above: the threshold; drop/rise: the amount
+	Band      float64 // hysteresis (>= 0)
+	Within    time.Duration
+	StaleFor  time.Duration
+	For       time.Duration
+	Cooldown  time.Duration
+	Level     bool
+	Resolve   bool
+	FireFirst bool
+	Endpoints []string
+	Publish   []Action
+
+	// Hash identifies the rule's definition: a reload keeps the state of rules
+	// whose Hash did not change and resets the others.
+	Hash uint64
+
+	clearAt float64 // below: Threshold+Band; above: Threshold-Band
+}
+
+// Action is a validated [[rule.publish]] MQTT action.
+type Action struct {
+	Topic           string
+	Payload         string
+	ResolvedPayload string
+	HasResolved     bool
+	QoS             byte
+	Retain          bool
+}
+
+// FieldError is a problem with one key of a rule. Compile returns them joined
+// with errors.Join; the loader turns Key into a file:line.
+type FieldError struct {
+	Key   string // e.g. "hysteresis" or "publish.topic"
+	Index int    // index within an array of tables (publish), else 0
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Compile validates a Spec and returns the Rule. Every problem found is returned,
+// each as a *FieldError, joined with errors.Join.
+func Compile(s Spec) (*Rule, error) {
+	var errs []error
+	bad := func(key string, format string, args ...any) {
+		errs = append(errs, &FieldError{Key: key, Err: fmt.Errorf(format, args...)})
+	}
+	r := &Rule{Name: s.Name, Endpoints: s.Endpoints}
+
+	switch {
+	case s.Name == "":
+		bad("name", "required")
+	case strings.TrimSpace(s.Name) != s.Name || strings.ContainsAny(s.Name, "\x00\n\r\t"):
+		bad("name", "must not contain leading/trailing spaces or control characters")
+	}
+	if s.Topic == "" {
+		bad("topic", "required")
+	} else if f, err := ParseFilter(s.Topic); err != nil {
+		bad("topic", "%v", err)
+	} else {
+		r.Filter = f
+	}
+	if p, err := ParsePath(s.Value); err != nil {
+		bad("value", "%v", err)
+	} else {
+		r.Value = p
+	}
+	if p, err := ParsePath(s.Key); err != nil {
+		bad("key", "%v", err)
+	} else {
+		r.Key = p
+	}
+
+	// Exactly one condition.
+	var conds []string
+	setCond := func(c Condition) {
+		conds = append(conds, c.String())
+		r.Cond = c
+	}
+	if s.Below != nil {
+		setCond(Below)
+		r.Threshold = *s.Below
+	}
+	if s.Above != nil {
+		setCond(Above)
+		r.Threshold = *s.Above
+	}
+	if s.Drop != nil {
+		setCond(Drop)
+		r.Threshold = *s.Drop
+	}
+	if s.Rise != nil {
+		setCond(Rise)
+		r.Threshold = *s.Rise
+	}
+	if s.When != nil {
+		setCond(When)
+	}
+	if s.Stale != nil {
+		setCond(Stale)
+		r.StaleFor = *s.Stale
+	}
+	if s.Forward != nil {
+		if !*s.Forward {
+			bad("forward", "set forward = true or remove it")
+		}
+		setCond(Forward)
+	}
+	switch len(conds) {
+	case 0:
+		bad("name", "rule %q needs exactly one condition: below, above, drop, rise, when, stale or forward", s.Name)
+	case 1:
+	default:
+		bad(conds[1], "rule has more than one condition (%s); use one rule per condition", strings.Join(conds, ", "))
+	}
+	for _, f := range []*float64{s.Below, s.Above, s.Drop, s.Rise, s.Hysteresis} {
+		if f != nil && (math.IsNaN(*f) || math.IsInf(*f, 0)) {
+			bad("name", "numbers must be finite")
+		}
+	}
+	switch r.Cond {
+	case Drop, Rise, When, Stale:
+		bad(r.Cond.String(), "condition %q is not supported yet", r.Cond)
+	}
+
+	if s.Hysteresis != nil {
+		switch {
+		case *s.Hysteresis < 0:
+			bad("hysteresis", "must be >= 0")
+		case r.Cond != Below && r.Cond != Above:
+			bad("hysteresis", "only applies to below and above")
+		default:
+			r.Band = *s.Hysteresis
+		}
+	}
+	durOpt := func(key string, d *time.Duration, dst *time.Duration) {
+		if d == nil {
+			return
+		}
+		if *d < 0 {
+			bad(key, "must not be negative")
+			return
+		}
+		*dst = *d
+	}
+	durOpt("for", s.For, &r.For)
+	durOpt("cooldown", s.Cooldown, &r.Cooldown)
+	durOpt("within", s.Within, &r.Within)
+	r.Level = s.Level != nil && *s.Level
+	r.Resolve = s.Resolve != nil && *s.Resolve
+	r.FireFirst = s.FireOnFirst != nil && *s.FireOnFirst
+	if r.Cond == Forward {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"for", s.For != nil}, {"level", s.Level != nil}, {"resolve", s.Resolve != nil}, {"fire_on_first", s.FireOnFirst != nil}} {
+			if k.set {
+				bad(k.key, "does not apply to forward rules (every message is forwarded)")
+			}
+		}
+	}
+	if s.Within != nil && r.Cond != Drop && r.Cond != Rise {
+		bad("within", "only applies to drop and rise")
+	}
+
+	seen := map[string]bool{}
+	for _, e := range s.Endpoints {
+		switch {
+		case e == "":
+			bad("endpoints", "empty endpoint name")
+		case seen[e]:
+			bad("endpoints", "endpoint %q listed twice", e)
+		}
+		seen[e] = true
+	}
+	if s.Body != nil {
+		bad("body", "body templates are not supported yet")
+	}
+	for i, p := range s.Publish {
+		_ = p
+		errs = append(errs, &FieldError{Key: "publish", Index: i, Err: errors.New("[[rule.publish]] actions are not supported yet")})
+	}
+	if len(s.Endpoints) == 0 && len(s.Publish) == 0 {
+		bad("endpoints", "rule needs at least one of endpoints or [[rule.publish]]")
+	}
+
+	switch r.Cond {
+	case Below:
+		r.clearAt = r.Threshold + r.Band
+	case Above:
+		r.clearAt = r.Threshold - r.Band
+	}
+	r.Hash = specHash(s)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return r, nil
+}
+
+// specHash fingerprints everything in a Spec that changes how the rule
+// evaluates. Endpoints and publish actions are excluded: editing where a rule
+// sends its events does not reset its state.
+func specHash(s Spec) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%q|%q|%q|", s.Topic, s.Value, s.Key)
+	for _, f := range []*float64{s.Below, s.Above, s.Drop, s.Rise, s.Hysteresis} {
+		if f == nil {
+			fmt.Fprint(h, "-|")
+		} else {
+			fmt.Fprintf(h, "%v|", *f)
+		}
+	}
+	for _, d := range []*time.Duration{s.Within, s.Stale, s.For, s.Cooldown} {
+		if d == nil {
+			fmt.Fprint(h, "-|")
+		} else {
+			fmt.Fprintf(h, "%d|", *d)
+		}
+	}
+	for _, b := range []*bool{s.Forward, s.Level, s.Resolve, s.FireOnFirst} {
+		fmt.Fprintf(h, "%v|", b != nil && *b)
+	}
+	if s.When != nil {
+		fmt.Fprintf(h, "%q", *s.When)
+	}
+	return h.Sum64()
+}
