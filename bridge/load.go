@@ -1,0 +1,365 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/edgehook/edgehook/bridge/webhook"
+	"github.com/edgehook/edgehook/rules"
+)
+
+// maxConfigSize bounds every config and rule file read (a file replaced by
+// something huge must not exhaust memory).
+const maxConfigSize = 4 << 20
+
+// Getenv looks up an environment variable; os.LookupEnv fits.
+type Getenv func(string) (string, bool)
+
+// Load reads the main config at path and every rule file it names, validates
+// everything and compiles the rules. Relative paths inside the config (rule
+// globs, secret and TLS files, store.dir) are relative to the config file's
+// directory. Every problem found is returned, each a *ConfigError, joined with
+// errors.Join; the Config and Set are nil then. Load reads files but starts nothing.
+func Load(path string, getenv Getenv) (*Config, *rules.Set, error) {
+	if getenv == nil {
+		getenv = func(string) (string, bool) { return "", false }
+	}
+	l := &loader{getenv: getenv, dir: filepath.Dir(path)}
+	cfg := Default()
+	cfg.File = path
+	if d := l.parse(path, &cfg); d != nil {
+		l.validate(d, &cfg)
+		l.readSecrets(d, &cfg)
+	}
+	if len(l.errs) > 0 && l.fatalEarly {
+		return nil, nil, l.joined()
+	}
+	set := l.loadRules(&cfg)
+	if len(l.errs) > 0 {
+		return nil, nil, l.joined()
+	}
+	return &cfg, set, nil
+}
+
+type loader struct {
+	getenv     Getenv
+	dir        string
+	errs       []error
+	fatalEarly bool // the main file could not be parsed at all
+
+	mainDecoder *decoder
+}
+
+// joined returns every problem, ordered by file (in the order files were read)
+// and line, joined with errors.Join.
+func (l *loader) joined() error {
+	order := map[string]int{}
+	for _, e := range l.errs {
+		var ce *ConfigError
+		if errors.As(e, &ce) {
+			if _, ok := order[ce.File]; !ok {
+				order[ce.File] = len(order)
+			}
+		}
+	}
+	sort.SliceStable(l.errs, func(i, j int) bool {
+		var a, b *ConfigError
+		if !errors.As(l.errs[i], &a) || !errors.As(l.errs[j], &b) {
+			return false
+		}
+		if order[a.File] != order[b.File] {
+			return order[a.File] < order[b.File]
+		}
+		return a.Line < b.Line
+	})
+	return errors.Join(l.errs...)
+}
+
+// ruleSource remembers where a rule was written, to position its errors.
+type ruleSource struct {
+	spec  rules.Spec
+	dec   *decoder
+	index int // index among the file's [[rule]] tables
+}
+
+func (l *loader) abs(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(l.dir, p)
+}
+
+// parse reads and decodes one TOML file into v, returning the decoder used
+// (for positions), or nil when the file could not be read or parsed.
+func (l *loader) parse(path string, v any) *decoder {
+	data, err := readLimited(path)
+	if err != nil {
+		l.errs = append(l.errs, &ConfigError{File: path, Err: err})
+		l.fatalEarly = true
+		return nil
+	}
+	tree, err := parseTOML(data)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			l.errs = append(l.errs, &ConfigError{File: path, Line: pe.Position.Line, Key: pe.LastKey, Err: errors.New(pe.Message)})
+		} else {
+			l.errs = append(l.errs, &ConfigError{File: path, Err: err})
+		}
+		l.fatalEarly = true
+		return nil
+	}
+	d := &decoder{file: path, pos: indexPositions(string(data)), getenv: l.getenv}
+	d.decodeStruct("", tree, reflectValue(v))
+	l.errs = append(l.errs, d.errs...)
+	d.errs = nil
+	return d
+}
+
+// parseTOML parses data into a generic tree, converting a parser panic (a
+// library bug on hostile input) into an error.
+func parseTOML(data []byte) (tree map[string]any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("TOML parser failed: %v", r)
+		}
+	}()
+	tree = map[string]any{}
+	_, err = toml.Decode(string(data), &tree)
+	return tree, err
+}
+
+func readLimited(path string) ([]byte, error) {
+	// Stat before opening: opening a FIFO or some devices would block.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read: %w", unwrapPathError(err))
+	}
+	switch {
+	case fi.IsDir():
+		return nil, errors.New("is a directory, not a file")
+	case !fi.Mode().IsRegular():
+		return nil, errors.New("is not a regular file")
+	case fi.Size() > maxConfigSize:
+		return nil, fmt.Errorf("file is %d bytes, over the %d byte limit", fi.Size(), maxConfigSize)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read: %w", unwrapPathError(err))
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read: %w", err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("file is over the %d byte limit", maxConfigSize)
+	}
+	return data, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// readSecrets reads every *_file secret, refusing files that group or others can access.
+func (l *loader) readSecrets(d *decoder, cfg *Config) {
+	read := func(path string, s *Secret) {
+		if !s.Set || s.File == "" {
+			return
+		}
+		file := l.abs(s.File)
+		fi, err := os.Stat(file)
+		if err != nil {
+			d.fail(path, "secret file %s: %v", file, unwrapPathError(err))
+			return
+		}
+		if !fi.Mode().IsRegular() {
+			d.fail(path, "secret file %s is not a regular file", file)
+			return
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			d.fail(path, "secret file %s is accessible by group or others (mode %04o); run: chmod 600 %s", file, perm, file)
+			return
+		}
+		if fi.Size() > 64<<10 {
+			d.fail(path, "secret file %s is larger than 64KiB", file)
+			return
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			d.fail(path, "secret file %s: %v", file, unwrapPathError(err))
+			return
+		}
+		v := strings.TrimRight(string(b), "\r\n")
+		*s = Secret{value: v, File: file, Set: true}
+	}
+	read("mqtt.password_file", &cfg.MQTT.Password)
+	read("http.admin_token_file", &cfg.HTTP.AdminToken)
+	for i := range cfg.Endpoints {
+		read(fmt.Sprintf("endpoint[%d].secret_file", i), &cfg.Endpoints[i].Secret)
+	}
+	for i := range cfg.Inbound {
+		read(fmt.Sprintf("inbound[%d].secret_file", i), &cfg.Inbound[i].Secret)
+	}
+	l.errs = append(l.errs, d.errs...)
+	d.errs = nil
+	l.mainDecoder = d
+	// Secrets that need decoding are checked once their value is known.
+	for i, e := range cfg.Endpoints {
+		if e.Signing == "standard-webhooks" && e.Secret.Set && !d.failed[fmt.Sprintf("endpoint[%d]", i)] {
+			if _, err := webhook.DecodeKey(e.Secret.Reveal()); err != nil {
+				d.fail(fmt.Sprintf("endpoint[%d].secret", i), "%v", err)
+			}
+		}
+	}
+	for i, in := range cfg.Inbound {
+		if in.Verify == "standard-webhooks" && in.Secret.Set && !d.failed[fmt.Sprintf("inbound[%d]", i)] {
+			if _, err := webhook.DecodeKey(in.Secret.Reveal()); err != nil {
+				d.fail(fmt.Sprintf("inbound[%d].secret", i), "%v", err)
+			}
+		}
+	}
+	l.errs = append(l.errs, d.errs...)
+	d.errs = nil
+}
+
+// loadRules reads every rule file, compiles every rule (from those files and
+// the main file) and checks names and endpoint references across files.
+func (l *loader) loadRules(cfg *Config) *rules.Set {
+	var sources []ruleSource
+	for i, s := range cfg.Rule {
+		sources = append(sources, ruleSource{spec: s, dec: l.mainDecoder, index: i})
+	}
+	seenFile := map[string]bool{}
+	for i, pattern := range cfg.Rules.Files {
+		p := l.abs(pattern)
+		matches, err := filepath.Glob(p)
+		if err != nil {
+			l.mainFail(fmt.Sprintf("rules.files[%d]", i), "bad pattern %q: %v", pattern, err)
+			continue
+		}
+		if len(matches) == 0 && !hasMeta(p) {
+			l.mainFail(fmt.Sprintf("rules.files[%d]", i), "rule file %s does not exist", p)
+			continue
+		}
+		sort.Strings(matches)
+		for _, file := range matches {
+			if seenFile[file] {
+				continue
+			}
+			seenFile[file] = true
+			cfg.RuleFiles = append(cfg.RuleFiles, file)
+			var doc struct {
+				Rule []rules.Spec `toml:"rule"`
+			}
+			d := l.parse(file, &doc)
+			l.fatalEarly = false
+			if d == nil {
+				continue
+			}
+			for j, s := range doc.Rule {
+				sources = append(sources, ruleSource{spec: s, dec: d, index: j})
+			}
+		}
+	}
+
+	endpoints := map[string]bool{}
+	var names []string
+	for _, e := range cfg.Endpoints {
+		endpoints[e.Name] = true
+		names = append(names, e.Name)
+	}
+	firstDef := map[string]string{}
+	var compiled []*rules.Rule
+	for _, src := range sources {
+		base := fmt.Sprintf("rule[%d]", src.index)
+		// A rule whose keys failed to decode is not compiled: that would only
+		// repeat its problems in other words. Names and endpoints are still checked.
+		var r *rules.Rule
+		var err error
+		if !src.dec.failed[base] {
+			r, err = rules.Compile(src.spec)
+		}
+		if err != nil {
+			for _, e := range flatten(err) {
+				var fe *rules.FieldError
+				if errors.As(e, &fe) {
+					key := base + "." + fe.Key
+					if strings.HasPrefix(fe.Key, "publish") {
+						key = fmt.Sprintf("%s.publish[%d]%s", base, fe.Index, strings.TrimPrefix(fe.Key, "publish"))
+					}
+					src.dec.fail(key, "%v", fe.Err)
+				} else {
+					src.dec.fail(base, "%v", e)
+				}
+			}
+		}
+		if name := src.spec.Name; name != "" {
+			here := fmt.Sprintf("%s:%d", src.dec.file, src.dec.pos.line(base+".name"))
+			if first, dup := firstDef[name]; dup {
+				src.dec.fail(base+".name", "duplicate rule name %q (first defined at %s)", name, first)
+			} else {
+				firstDef[name] = here
+			}
+		}
+		for _, ep := range src.spec.Endpoints {
+			if ep != "" && !endpoints[ep] {
+				if len(names) == 0 {
+					src.dec.fail(base+".endpoints", "unknown endpoint %q (no [[endpoint]] is defined)", ep)
+				} else {
+					src.dec.fail(base+".endpoints", "unknown endpoint %q (defined: %s)", ep, strings.Join(names, ", "))
+				}
+			}
+		}
+		l.errs = append(l.errs, src.dec.errs...)
+		src.dec.errs = nil
+		if r != nil {
+			compiled = append(compiled, r)
+		}
+	}
+	if len(l.errs) > 0 {
+		return nil
+	}
+	set, err := rules.NewSet(compiled)
+	if err != nil {
+		l.errs = append(l.errs, &ConfigError{File: cfg.File, Err: err})
+	}
+	return set
+}
+
+func (l *loader) mainFail(path, format string, args ...any) {
+	d := l.mainDecoder
+	if d == nil {
+		l.errs = append(l.errs, &ConfigError{Key: keyName(path), Err: fmt.Errorf(format, args...)})
+		return
+	}
+	d.fail(path, format, args...)
+	l.errs = append(l.errs, d.errs...)
+	d.errs = nil
+}
+
+func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+
+// flatten undoes errors.Join.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
