@@ -49,10 +49,10 @@ type Outbox struct {
 	path string
 
 	lastErr atomic.Pointer[error] // of the most recent commit; nil pointer after a success
-	seq     atomic.Uint64          // last assigned job sequence number
-	commits atomic.Int64           // transactions committed
-	pending atomic.Int64  // bytes of jobs in the outbox (not dead letters)
-	count   atomic.Int64  // jobs in the outbox
+	seq     atomic.Uint64         // last assigned job sequence number
+	commits atomic.Int64          // transactions committed
+	pending atomic.Int64          // bytes of jobs in the outbox (not dead letters)
+	count   atomic.Int64          // jobs in the outbox
 
 	mu      sync.Mutex // guards the fields below
 	queue   []*request
@@ -79,15 +79,15 @@ type Mark struct {
 
 // Batch is everything one Commit writes, atomically.
 type Batch struct {
-	Put    []*Job   // new jobs; Seq must be set (NextSeq)
-	Done   []*Job   // delivered jobs to delete
-	Dead   []*Job   // jobs to move to the dead letters (their Reason etc. set)
-	Revive []*Job   // dead letters to move back to the outbox (Attempts reset)
-	States []KV     // rule states
-	Marks  []Mark   // MQTT redelivery marks
-	MarkN  uint64   // the message counter after this batch (0: unchanged)
-	Meta   []KV     // named values (e.g. disabled endpoints)
-	Replay []KV     // inbound replay ids
+	Put    []*Job // new jobs; Seq must be set (NextSeq)
+	Done   []*Job // delivered jobs to delete
+	Dead   []*Job // jobs to move to the dead letters (their Reason etc. set)
+	Revive []*Job // dead letters to move back to the outbox (Attempts reset)
+	States []KV   // rule states
+	Marks  []Mark // MQTT redelivery marks
+	MarkN  uint64 // the message counter after this batch (0: unchanged)
+	Meta   []KV   // named values (e.g. disabled endpoints)
+	Replay []KV   // inbound replay ids
 }
 
 func (b *Batch) empty() bool {
