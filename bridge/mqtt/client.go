@@ -93,10 +93,10 @@ func New(o Options) *Client {
 		AddBroker(o.Broker).
 		SetClientID(o.ClientID).
 		SetCleanSession(o.CleanSession).
-		SetOrderMatters(true).      // one handler at a time, in arrival order
-		SetAutoAckDisabled(true).   // PUBACK only once the events are durable
-		SetAutoReconnect(true).     // keep the one client; never recreate it
-		SetConnectRetry(true).      // a broker down at start is waited for
+		SetOrderMatters(true).    // one handler at a time, in arrival order
+		SetAutoAckDisabled(true). // PUBACK only once the events are durable
+		SetAutoReconnect(true).   // keep the one client; never recreate it
+		SetConnectRetry(true).    // a broker down at start is waited for
 		SetConnectRetryInterval(2 * time.Second).
 		SetMaxReconnectInterval(10 * time.Second).
 		SetKeepAlive(o.KeepAlive).
