@@ -136,7 +136,8 @@ func (cl *Client) Connect() {
 	cl.c.Connect() // with ConnectRetry the token completes only when connected; not waited for
 }
 
-// Connected reports whether the connection to the broker is up now.
+// Connected reports whether the connection to the broker is up now and the
+// subscriptions of the last connect were made.
 func (cl *Client) Connected() bool { return cl.connected.Load() && cl.c.IsConnectionOpen() }
 
 // Reconnects returns how many times the connection was lost.
@@ -202,7 +203,6 @@ func (cl *Client) subscribe(ctx context.Context, filters []string) error {
 
 // onConnect runs in its own goroutine (paho starts it) on every (re)connect.
 func (cl *Client) onConnect(c paho.Client) {
-	cl.connected.Store(true)
 	cl.mu.Lock()
 	filters := cl.filters
 	cl.mu.Unlock()
@@ -212,6 +212,8 @@ func (cl *Client) onConnect(c paho.Client) {
 	if err := cl.subscribe(ctx, filters); err != nil {
 		cl.log.Error("mqtt subscribe failed", "err", err)
 	}
+	// Connected means ready: the subscriptions are in place.
+	cl.connected.Store(true)
 	if cl.opts.StatusTopic != "" {
 		if err := wait(ctx, c.Publish(cl.opts.StatusTopic, 1, true, []byte("online"))); err != nil {
 			cl.log.Warn("mqtt status publish failed", "topic", cl.opts.StatusTopic, "err", err)

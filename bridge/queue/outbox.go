@@ -57,6 +57,9 @@ type Outbox struct {
 	mu      sync.Mutex // guards the fields below
 	queue   []*request
 	leading bool
+
+	tmu       sync.Mutex // guards perTarget
+	perTarget map[string]int64
 }
 
 type request struct {
@@ -113,7 +116,7 @@ func Open(dir string, sync bool) (*Outbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w (if the file is damaged, move it aside to start with an empty store)", path, err)
 	}
-	o := &Outbox{db: db, path: path}
+	o := &Outbox{db: db, path: path, perTarget: map[string]int64{}}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bOut, bDead, bState, bMarks, bMeta, bReplay, bCorrupt} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -138,6 +141,7 @@ func (o *Outbox) recount() error {
 	return o.db.View(func(tx *bolt.Tx) error {
 		var max uint64
 		var n, size int64
+		per := map[string]int64{}
 		seen := func(k []byte) {
 			if len(k) == 8 {
 				max = maxU(max, binary.BigEndian.Uint64(k))
@@ -147,6 +151,7 @@ func (o *Outbox) recount() error {
 			return tx.Bucket(bOut).Bucket(target).ForEach(func(k, v []byte) error {
 				seen(k)
 				n++
+				per[string(target)]++
 				size += int64(len(v))
 				return nil
 			})
@@ -162,6 +167,9 @@ func (o *Outbox) recount() error {
 		}
 		o.seq.Store(max)
 		o.count.Store(n)
+		o.tmu.Lock()
+		o.perTarget = per
+		o.tmu.Unlock()
 		o.pending.Store(size)
 		return nil
 	})
@@ -183,6 +191,13 @@ func (o *Outbox) Close() error { return o.db.Close() }
 // NextSeq returns a new job sequence number. Numbers increase; a failed commit
 // leaves a gap, which is harmless.
 func (o *Outbox) NextSeq() uint64 { return o.seq.Add(1) }
+
+// PendingFor returns the number of jobs of one target in the outbox.
+func (o *Outbox) PendingFor(target string) int64 {
+	o.tmu.Lock()
+	defer o.tmu.Unlock()
+	return o.perTarget[target]
+}
 
 // Commits returns how many transactions have been committed (each one fsync).
 func (o *Outbox) Commits() int64 { return o.commits.Load() }
@@ -220,10 +235,12 @@ func (o *Outbox) Commit(b *Batch) error {
 // alone, so one bad batch cannot fail the others.
 func (o *Outbox) commit(reqs []*request) {
 	var dn, dsize int64
+	per := map[string]int64{}
 	err := o.db.Update(func(tx *bolt.Tx) error {
 		dn, dsize = 0, 0
+		clear(per)
 		for _, r := range reqs {
-			n, size, err := apply(tx, r.b)
+			n, size, err := apply(tx, r.b, per)
 			if err != nil {
 				return err
 			}
@@ -239,6 +256,11 @@ func (o *Outbox) commit(reqs []*request) {
 	}
 	if err == nil {
 		o.commits.Add(1)
+		o.tmu.Lock()
+		for t, d := range per {
+			o.perTarget[t] += d
+		}
+		o.tmu.Unlock()
 		o.count.Add(dn)
 		o.pending.Add(dsize)
 		for _, r := range reqs {
@@ -260,7 +282,7 @@ func putSeq(tx *bolt.Tx, seq uint64) error {
 }
 
 // apply writes one batch and returns the change in outbox jobs and bytes.
-func apply(tx *bolt.Tx, b *Batch) (dn, dsize int64, err error) {
+func apply(tx *bolt.Tx, b *Batch, per map[string]int64) (dn, dsize int64, err error) {
 	out, dead := tx.Bucket(bOut), tx.Bucket(bDead)
 	put := func(j *Job) error {
 		if j.Seq == 0 {
@@ -274,9 +296,11 @@ func apply(tx *bolt.Tx, b *Batch) (dn, dsize int64, err error) {
 		if old := tb.Get(seqKey(j.Seq)); old != nil {
 			dn--
 			dsize -= int64(len(old))
+			per[j.Target]--
 		}
 		dn++
 		dsize += int64(len(v))
+		per[j.Target]++
 		return tb.Put(seqKey(j.Seq), v)
 	}
 	del := func(j *Job) error {
@@ -287,6 +311,7 @@ func apply(tx *bolt.Tx, b *Batch) (dn, dsize int64, err error) {
 		if old := tb.Get(seqKey(j.Seq)); old != nil {
 			dn--
 			dsize -= int64(len(old))
+			per[j.Target]--
 			return tb.Delete(seqKey(j.Seq))
 		}
 		return nil

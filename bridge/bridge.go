@@ -1,0 +1,375 @@
+package bridge
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgehook/edgehook/bridge/broker"
+	"github.com/edgehook/edgehook/bridge/mqtt"
+	"github.com/edgehook/edgehook/bridge/queue"
+	"github.com/edgehook/edgehook/bridge/webhook"
+	"github.com/edgehook/edgehook/rules"
+)
+
+// drainTimeout bounds how long SIGTERM waits for work in flight (PRODUCT.md §7).
+const drainTimeout = 10 * time.Second
+
+// Version is reported in the User-Agent and metrics; main sets it.
+type Version struct {
+	Version, Commit string
+}
+
+// Bridge is the daemon: MQTT in, rules, durable outbox, webhooks out, and the
+// HTTP server. New does no I/O; Run does everything and returns when ctx ends.
+type Bridge struct {
+	cfg     *Config
+	set     *rules.Set
+	log     *slog.Logger
+	version Version
+	now     func() time.Time
+	m       *metricSet
+
+	// EmbeddedAddr overrides where `broker = "embedded"` listens (the demo uses
+	// a free port). Set it before Run.
+	EmbeddedAddr string
+	// OnReady, when set, is called once everything is started (tests, demo).
+	OnReady func(httpAddr, brokerURL string)
+
+	// Set up by Run.
+	store      *queue.Outbox
+	mq         *mqtt.Client
+	client     *webhook.Client
+	engine     *rules.Engine
+	deliverers map[string]*deliverer
+	marks      map[uint16]queue.Mark
+	markN      uint64
+	retire     chan retireOp
+	srv        *http.Server
+	outboxFull atomic.Bool // ingest has paused: store.max_bytes reached
+	stopping   atomic.Bool // Run is shutting down
+}
+
+// New returns a Bridge for a loaded configuration. It does no I/O.
+func New(cfg *Config, set *rules.Set, log *slog.Logger, v Version) *Bridge {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Bridge{cfg: cfg, set: set, log: log, version: v, now: time.Now, m: newMetricSet()}
+}
+
+// Run starts everything, serves until ctx ends, then shuts down in order: the
+// HTTP server stops taking requests, ingest finishes its batch (committed
+// messages are acked, the rest stay with the broker), the MQTT client says
+// "offline" and disconnects, deliveries in flight get up to 10 s, and whatever
+// is undelivered stays in the outbox. It returns nil after a clean shutdown and
+// an error when it could not start (or a component failed).
+func (b *Bridge) Run(ctx context.Context) (err error) {
+	cfg := b.cfg
+	b.store, err = queue.Open(cfg.Store.Dir, cfg.Store.Sync == "fsync")
+	if err != nil {
+		return err
+	}
+	defer b.store.Close()
+
+	brokerURL := cfg.MQTT.Broker
+	if brokerURL == "embedded" {
+		addr := b.EmbeddedAddr
+		if addr == "" {
+			addr = broker.DefaultAddr
+		}
+		eb, err := broker.Start(addr, b.log.With("component", "embedded-broker"))
+		if err != nil {
+			return err
+		}
+		defer eb.Close()
+		brokerURL = "tcp://" + eb.Addr()
+		b.log.Info("embedded MQTT broker listening", "addr", eb.Addr())
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	defer ln.Close()
+
+	mqttTLS, err := b.mqttTLS(brokerURL)
+	if err != nil {
+		return err
+	}
+	var filters []string
+	for _, f := range b.set.Filters() {
+		filters = append(filters, f.String())
+	}
+	b.mq = mqtt.New(mqtt.Options{
+		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, Username: cfg.MQTT.Username,
+		Password: cfg.MQTT.Password.Reveal(), CleanSession: cfg.MQTT.CleanSession, QoS: byte(cfg.MQTT.QoS),
+		Filters: filters, StatusTopic: cfg.MQTT.StatusTopic, TLS: mqttTLS, KeepAlive: cfg.MQTT.KeepAlive,
+		Logger: b.log.With("component", "mqtt"),
+	})
+	b.client = webhook.NewClient("edgehook/"+b.version.Version, 64)
+	b.engine = rules.NewEngine(b.set)
+	b.retire = make(chan retireOp, 4096)
+	if err := b.setupDeliverers(); err != nil {
+		return err
+	}
+	if err := b.restore(brokerURL); err != nil {
+		return err
+	}
+	b.registerGauges()
+
+	runCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	var wg sync.WaitGroup
+	var retireWG sync.WaitGroup
+	retireWG.Add(1)
+	go func() { defer retireWG.Done(); b.retirer() }()
+	stopDeliver := make(chan struct{})
+	hard, hardCancel := context.WithCancel(context.Background())
+	defer hardCancel()
+	var deliverWG sync.WaitGroup
+	for _, d := range b.deliverers {
+		deliverWG.Add(1)
+		go func() { defer deliverWG.Done(); d.run(stopDeliver, hard) }()
+	}
+	b.srv = b.newHTTPServer()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := b.serveHTTP(ln); err != nil {
+			fail(err)
+		}
+	}()
+	ingestCtx, stopIngest := context.WithCancel(context.Background())
+	ingestDone := make(chan struct{})
+	go func() { defer close(ingestDone); b.ingest(ingestCtx) }()
+	b.mq.Connect()
+	b.log.Info("edgehook running", "version", b.version.Version, "http", ln.Addr().String(), "broker", brokerURL,
+		"rules", len(b.set.Rules()), "endpoints", len(cfg.Endpoints), "store", b.store.Path())
+	if b.OnReady != nil {
+		b.OnReady(ln.Addr().String(), brokerURL)
+	}
+
+	<-runCtx.Done()
+	b.stopping.Store(true)
+	deadline := time.Now().Add(drainTimeout)
+	b.log.Info("stopping: no new work is accepted; work in flight gets up to 10s")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = b.srv.Shutdown(shutCtx)
+	cancel()
+	wg.Wait()
+	stopIngest()
+	<-ingestDone
+	b.mq.Close(time.Second)
+	close(stopDeliver)
+	stopTimer := time.AfterFunc(time.Until(deadline), hardCancel)
+	deliverWG.Wait()
+	stopTimer.Stop()
+	close(b.retire)
+	retireWG.Wait()
+	jobs, _ := b.store.Pending()
+	b.log.Info("stopped", "undelivered_in_outbox", jobs)
+	if cause := context.Cause(runCtx); cause != nil && !errors.Is(cause, context.Canceled) && ctx.Err() == nil {
+		return cause
+	}
+	return nil
+}
+
+// setupDeliverers creates one deliverer per endpoint.
+func (b *Bridge) setupDeliverers() error {
+	b.deliverers = map[string]*deliverer{}
+	for i := range b.cfg.Endpoints {
+		ep := &b.cfg.Endpoints[i]
+		var key []byte
+		switch ep.Signing {
+		case webhook.SchemeStandard:
+			k, err := webhook.DecodeKey(ep.Secret.Reveal())
+			if err != nil {
+				return fmt.Errorf("endpoint %s: %w", ep.Name, err)
+			}
+			key = k
+		case webhook.SchemeGitHub:
+			key = []byte(ep.Secret.Reveal())
+		}
+		send := func(ctx context.Context, j *queue.Job) error {
+			return b.client.Send(ctx, webhook.Delivery{URL: ep.URL, Method: ep.Method, Headers: ep.Headers,
+				Scheme: ep.Signing, Key: key, ID: j.ID, Body: j.Body, Timeout: ep.Timeout})
+		}
+		b.deliverers[ep.Name] = newDeliverer(ep.Name, send, ep.Concurrency, ep.Rate, ep.MaxAge, b.store, b.retire, b.log, b.m, b.now)
+	}
+	return nil
+}
+
+// restore loads what the store remembers: MQTT redelivery marks, rule states,
+// disabled endpoints, and jobs for endpoints no longer configured.
+func (b *Bridge) restore(brokerURL string) error {
+	session := brokerURL + "\x00" + b.cfg.MQTT.ClientID
+	prev, err := b.store.Meta("session")
+	if err != nil {
+		return err
+	}
+	var batch queue.Batch
+	if string(prev) != session {
+		// A different broker or client id: old packet ids mean nothing there.
+		if err := b.store.ClearMarks(); err != nil {
+			return err
+		}
+		batch.Meta = append(batch.Meta, queue.KV{Key: []byte("session"), Value: []byte(session)})
+	}
+	if b.marks, b.markN, err = b.store.Marks(); err != nil {
+		return err
+	}
+
+	restored, dropped := 0, 0
+	err = b.store.States(func(k, v []byte) {
+		rule, series, ok := strings.Cut(string(k), "\x00")
+		r := b.set.Rule(rule)
+		st, hash, derr := rules.UnmarshalState(v)
+		if !ok || r == nil || derr != nil || hash != r.Hash {
+			batch.States = append(batch.States, queue.KV{Key: append([]byte(nil), k...)}) // the rule changed or is gone
+			dropped++
+			return
+		}
+		b.engine.Restore(rules.SeriesKey{Rule: rule, Series: series}, st)
+		restored++
+	})
+	if err != nil {
+		return err
+	}
+	if restored+dropped > 0 {
+		b.log.Info("rule state restored", "series", restored, "reset", dropped)
+	}
+
+	for name, d := range b.deliverers {
+		if v, err := b.store.Meta("disabled/" + name); err == nil && v != nil {
+			d.disabled = true
+			b.log.Warn("endpoint is disabled (it answered 410 Gone); retry a dead letter to re-enable it", "endpoint", name, "since", string(v))
+		}
+	}
+	targets, err := b.store.Targets()
+	if err != nil {
+		return err
+	}
+	sort.Strings(targets)
+	now := b.now()
+	for _, t := range targets {
+		if _, ok := b.deliverers[t]; ok || t == queue.PublishTarget {
+			continue
+		}
+		var orphans []*queue.Job
+		if _, _, err := b.store.Scan(t, 0, int(^uint(0)>>1), func(j *queue.Job) {
+			j.Reason, j.DeadAt = fmt.Sprintf("endpoint %q is no longer in the configuration", t), now
+			orphans = append(orphans, j)
+		}); err != nil {
+			return err
+		}
+		batch.Dead = append(batch.Dead, orphans...)
+		b.log.Warn("undelivered events for a removed endpoint became dead letters", "endpoint", t, "count", len(orphans))
+	}
+	return b.store.Commit(&batch)
+}
+
+// mqttTLS builds the TLS configuration for ssl:// and wss:// brokers.
+func (b *Bridge) mqttTLS(brokerURL string) (*tls.Config, error) {
+	t := b.cfg.MQTT.TLS
+	secure := strings.HasPrefix(brokerURL, "ssl://") || strings.HasPrefix(brokerURL, "tls://") ||
+		strings.HasPrefix(brokerURL, "mqtts://") || strings.HasPrefix(brokerURL, "wss://")
+	if !secure && t.CAFile == "" && t.CertFile == "" {
+		return nil, nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+		conf.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.cert_file/key_file: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	return conf, nil
+}
+
+// registerGauges exposes live values as metrics.
+func (b *Bridge) registerGauges() {
+	b.m.gauge(`edgehook_mqtt_connected`, func() float64 {
+		if b.mq.Connected() {
+			return 1
+		}
+		return 0
+	})
+	b.m.gauge(`edgehook_mqtt_reconnects_total`, func() float64 { return float64(b.mq.Reconnects()) })
+	b.m.gauge(`edgehook_outbox_bytes`, func() float64 { _, n := b.store.Pending(); return float64(n) })
+	for name := range b.deliverers {
+		b.m.gauge(fmt.Sprintf(`edgehook_outbox_jobs{endpoint=%s}`, label(name)), func() float64 {
+			return float64(b.store.PendingFor(name))
+		})
+	}
+	b.m.gauge(fmt.Sprintf(`edgehook_build_info{version=%s,commit=%s}`, label(b.version.Version), label(b.version.Commit)),
+		func() float64 { return 1 })
+}
+
+// retireOp is a change the deliverers report: delivered jobs to delete, dead
+// letters to move, metadata to write.
+type retireOp struct {
+	done []*queue.Job
+	dead []*queue.Job
+	meta []queue.KV
+}
+
+// retirer commits what the deliverers report, batching many reports into one
+// commit. A delivered job whose deletion is lost in a crash is sent again
+// after a restart, with the same webhook-id. It returns when b.retire is closed.
+func (b *Bridge) retirer() {
+	for op := range b.retire {
+		batch := queue.Batch{Done: op.done, Dead: op.dead, Meta: op.meta}
+	more:
+		for len(batch.Done)+len(batch.Dead) < 4096 {
+			select {
+			case op, ok := <-b.retire:
+				if !ok {
+					break more
+				}
+				batch.Done = append(batch.Done, op.done...)
+				batch.Dead = append(batch.Dead, op.dead...)
+				batch.Meta = append(batch.Meta, op.meta...)
+			default:
+				break more
+			}
+		}
+		for attempt := 1; ; attempt++ {
+			err := b.store.Commit(&batch)
+			if err == nil {
+				break
+			}
+			b.m.commitErrs.Inc()
+			if attempt == 1 || attempt%30 == 0 {
+				b.log.Error("store commit failed (delivered events may be sent again after a restart)", "err", err)
+			}
+			if attempt >= 5 && b.stopping.Load() {
+				break
+			}
+			time.Sleep(min(time.Duration(attempt)*100*time.Millisecond, 2*time.Second))
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package bridge
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+)
+
+// newHTTPServer builds the server for [http].listen with timeouts that keep
+// slow clients from holding it open.
+func (b *Bridge) newHTTPServer() *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", b.handleHealthz)
+	mux.HandleFunc("GET /readyz", b.handleReadyz)
+	mux.HandleFunc("GET /metrics", b.handleMetrics)
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          nil,
+	}
+}
+
+// serveHTTP serves on ln until the server is shut down.
+func (b *Bridge) serveHTTP(ln net.Listener) error {
+	var err error
+	if b.cfg.HTTP.TLSCertFile != "" {
+		err = b.srv.ServeTLS(ln, b.cfg.HTTP.TLSCertFile, b.cfg.HTTP.TLSKeyFile)
+	} else {
+		err = b.srv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// handleHealthz answers 200 while the process is alive.
+func (b *Bridge) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readiness returns why edgehook is not ready, or nothing.
+func (b *Bridge) readiness() []string {
+	var reasons []string
+	if !b.mq.Connected() {
+		reasons = append(reasons, "mqtt: not connected to the broker")
+	}
+	if err := b.store.LastError(); err != nil {
+		reasons = append(reasons, "store: not writable: "+err.Error())
+	}
+	if b.outboxFull.Load() {
+		reasons = append(reasons, "store: outbox full (store.max_bytes); not taking MQTT messages")
+	}
+	if b.stopping.Load() {
+		reasons = append(reasons, "shutting down")
+	}
+	return reasons
+}
+
+// Ready reports whether /readyz would answer 200. Safe for concurrent use
+// once Run has started.
+func (b *Bridge) Ready() bool { return b.mq != nil && len(b.readiness()) == 0 }
+
+// handleReadyz answers 200 when the broker is connected, the store is writable
+// and the configuration is loaded, else 503 with the reasons.
+func (b *Bridge) handleReadyz(w http.ResponseWriter, _ *http.Request) {
+	if reasons := b.readiness(); len(reasons) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reasons": reasons})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+}
+
+func (b *Bridge) handleMetrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	b.m.write(w)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,211 @@
+package bridge
+
+import (
+	"context"
+	"time"
+
+	"github.com/edgehook/edgehook/bridge/mqtt"
+	"github.com/edgehook/edgehook/bridge/queue"
+	"github.com/edgehook/edgehook/rules"
+)
+
+const (
+	// maxBatch bounds how many messages share one commit.
+	maxBatch = 1024
+	// markWindow is how many messages back a redelivery mark stays valid. A
+	// broker redelivers only messages that were in flight (at most its
+	// inflight window), so an older mark for a reused packet id is stale.
+	markWindow = 32768
+)
+
+// batch is what one commit makes durable, and what happens after it.
+type batch struct {
+	q    queue.Batch
+	acks []mqtt.Message // acked in arrival order once q is committed
+	jobs []*queue.Job   // handed to the deliverers once q is committed
+}
+
+// ingest is the only owner of the rules engine. It takes MQTT messages in
+// arrival order, evaluates them, and commits the resulting jobs and rule
+// states together with the redelivery marks, many messages per commit (group
+// commit). Only then are the messages acked (PUBACK) and the jobs handed to the
+// deliverers: a message is never acked before its events are durable. Timers
+// (`for`) fire here too, without any message. It returns when ctx ends; a batch
+// not yet committed then stays unacked, and the broker redelivers it.
+func (b *Bridge) ingest(ctx context.Context) {
+	msgs := b.mq.Messages()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	poll := time.NewTicker(time.Second)
+	defer poll.Stop()
+	for {
+		in := msgs
+		if b.checkOutboxFull() {
+			in = nil // back-pressure: the broker keeps the messages while the outbox is full
+		}
+		var wake <-chan time.Time
+		if d, ok := b.engine.NextDeadline(); ok {
+			timer.Reset(max(0, d.Sub(b.now())))
+			wake = timer.C
+		}
+		var bt batch
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-in:
+			b.take(&bt, m)
+		case <-wake:
+			b.engine.Advance(b.now(), func(res rules.Result) { b.collect(&bt, res) })
+		case <-poll.C:
+			continue
+		}
+	drain:
+		for len(bt.acks) < maxBatch && in != nil {
+			select {
+			case m := <-in:
+				b.take(&bt, m)
+			default:
+				break drain
+			}
+		}
+		b.engine.TakeDirty(func(k rules.SeriesKey, st *rules.State) {
+			r := b.engine.Set().Rule(k.Rule)
+			bt.q.States = append(bt.q.States, queue.KV{Key: []byte(k.Rule + "\x00" + k.Series), Value: rules.MarshalState(r, st)})
+		})
+		if !b.commit(ctx, &bt.q) {
+			return
+		}
+		for _, m := range bt.acks {
+			m.Ack()
+		}
+		for _, j := range bt.jobs {
+			if d := b.deliverers[j.Target]; d != nil {
+				d.in <- j
+			}
+		}
+	}
+}
+
+// commit makes q durable, retrying (with the acks held back) until it works or
+// ctx ends. It reports whether q was committed.
+func (b *Bridge) commit(ctx context.Context, q *queue.Batch) bool {
+	for attempt := 1; ; attempt++ {
+		err := b.store.Commit(q)
+		if err == nil {
+			b.m.commits.Inc()
+			return true
+		}
+		b.m.commitErrs.Inc()
+		if attempt == 1 || attempt%60 == 0 {
+			b.log.Error("store commit failed; holding MQTT acks until it works", "err", err, "attempt", attempt)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(min(time.Duration(attempt)*200*time.Millisecond, 5*time.Second)):
+		}
+	}
+}
+
+// take evaluates one message into bt.
+func (b *Bridge) take(bt *batch, m mqtt.Message) {
+	b.m.received.Inc()
+	bt.acks = append(bt.acks, m)
+	if m.Retained {
+		// A retained message replayed at (re)subscription is an old reading, not
+		// news: evaluating it again would re-forward it or revive a stale sensor.
+		b.m.retained.Inc()
+		return
+	}
+	if int64(len(m.Payload)) > int64(b.cfg.MQTT.MaxPayload) {
+		b.m.rejected[rules.TooLarge].Inc()
+		b.log.Debug("payload too large", "topic", m.Topic, "bytes", len(m.Payload))
+		return
+	}
+	if m.QoS > 0 {
+		h := hashMessage(m.Topic, m.Payload)
+		if mk, ok := b.marks[m.PacketID]; ok && m.Dup && mk.Hash == h && b.markN-mk.N < markWindow {
+			// The broker redelivers a message whose events are already durable
+			// (we crashed, or the connection died, before its PUBACK). Its events
+			// keep their webhook-ids; do not mint new ones.
+			b.m.redelivered.Inc()
+			return
+		}
+		b.markN++
+		mk := queue.Mark{PacketID: m.PacketID, Hash: h, N: b.markN}
+		b.marks[m.PacketID] = mk
+		bt.q.Marks = append(bt.q.Marks, mk)
+		bt.q.MarkN = b.markN
+	}
+	now := b.now()
+	// Fire due timers first, so every result Feed reports belongs to this message.
+	b.engine.Advance(now, func(res rules.Result) { b.collect(bt, res) })
+	accepted := false
+	reject := rules.OK
+	b.engine.Feed(m.Topic, m.Payload, now, func(res rules.Result) {
+		if res.Reject != rules.OK {
+			b.m.ruleRejected(res.Rule.Name, res.Reject)
+			if reject == rules.OK {
+				reject = res.Reject
+			}
+			return
+		}
+		accepted = true
+		b.collect(bt, res)
+	})
+	if !accepted && reject != rules.OK {
+		b.m.rejected[reject].Inc()
+		b.log.Debug("payload rejected", "topic", m.Topic, "reason", reject.String())
+	}
+}
+
+// collect turns an evaluation result into jobs: one per endpoint of the rule.
+func (b *Bridge) collect(bt *batch, res rules.Result) {
+	b.m.ruleEvaluated(res.Rule.Name)
+	if res.Outcome.Event == rules.None {
+		return
+	}
+	typ := res.Outcome.Event.String()
+	b.m.ruleFired(res.Rule.Name, typ)
+	b.log.Debug("rule decided", "rule", res.Rule.Name, "series", res.Series, "event", typ, "why", res.Outcome.Why.String())
+	for _, ep := range res.Rule.Endpoints {
+		ev := event{ID: newID(b.now()), Type: typ, Rule: res.Rule, Series: res.Series, Topic: res.Topic,
+			At: res.Outcome.At, Value: res.Value, HasValue: res.HasValue, Payload: res.Payload}
+		j := &queue.Job{Seq: b.store.NextSeq(), Target: ep, ID: ev.ID, Series: res.Series, Rule: res.Rule.Name,
+			Type: typ, Created: res.Outcome.At, Body: envelope(&ev)}
+		bt.q.Put = append(bt.q.Put, j)
+		bt.jobs = append(bt.jobs, j)
+	}
+}
+
+// checkOutboxFull reports whether the outbox has reached store.max_bytes, and
+// logs when that changes.
+func (b *Bridge) checkOutboxFull() bool {
+	_, bytes := b.store.Pending()
+	full := bytes >= int64(b.cfg.Store.MaxBytes)
+	if full != b.outboxFull.Load() {
+		b.outboxFull.Store(full)
+		if full {
+			b.log.Warn("outbox is full (store.max_bytes): not taking MQTT messages until deliveries free space; the broker keeps them", "bytes", bytes)
+		} else {
+			b.log.Info("outbox has space again: taking MQTT messages")
+		}
+	}
+	return full
+}
+
+// hashMessage is FNV-1a over topic, a 0 byte and payload.
+func hashMessage(topic string, payload []byte) uint64 {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(topic); i++ {
+		h ^= uint64(topic[i])
+		h *= prime
+	}
+	h *= prime // the 0 separator
+	for _, c := range payload {
+		h ^= uint64(c)
+		h *= prime
+	}
+	return h
+}
