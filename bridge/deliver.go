@@ -103,10 +103,10 @@ func newDeliverer(target string, attempt attemptFunc, concurrency int, ratePerSe
 	d := &deliverer{
 		target: target, attempt: attempt, concurrency: max(1, concurrency), maxAge: maxAge,
 		store: store, retire: retire, log: log.With("endpoint", target), m: m, now: now,
-		in:      make(chan *queue.Job, 1024),
-		revive:  make(chan *queue.Job, 64),
-		results: make(chan result, max(1, concurrency)),
-		series:  map[string]*seriesQ{},
+		in:       make(chan *queue.Job, 1024),
+		revive:   make(chan *queue.Job, 64),
+		results:  make(chan result, max(1, concurrency)),
+		series:   map[string]*seriesQ{},
 		overflow: 1, // load whatever the store holds on the first turn
 	}
 	if ratePerSec > 0 {

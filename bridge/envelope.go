@@ -35,15 +35,15 @@ func newID(now time.Time) string {
 
 // event is what an envelope describes.
 type event struct {
-	ID        string
-	Type      string // rule.fired | rule.resolved
-	Rule      *rules.Rule
-	Series    string
-	Topic     string
-	At        time.Time
-	Value     float64
-	HasValue  bool
-	Payload   []byte
+	ID       string
+	Type     string // rule.fired | rule.resolved
+	Rule     *rules.Rule
+	Series   string
+	Topic    string
+	At       time.Time
+	Value    float64
+	HasValue bool
+	Payload  []byte
 }
 
 // envelope renders the default webhook body of PRODUCT.md §4:

@@ -56,10 +56,10 @@ type Verdict int
 
 // Verdicts.
 const (
-	Delivered Verdict = iota // 2xx
-	Retry                    // network error, timeout, 408, 429, 5xx, 3xx
-	DeadLetter               // any other 4xx: this event will never be accepted
-	Disable                  // 410 Gone: the endpoint is gone
+	Delivered  Verdict = iota // 2xx
+	Retry                     // network error, timeout, 408, 429, 5xx, 3xx
+	DeadLetter                // any other 4xx: this event will never be accepted
+	Disable                   // 410 Gone: the endpoint is gone
 )
 
 // Classify maps the result of Send to a Verdict (PRODUCT.md §4).
