@@ -60,7 +60,7 @@ func (b *Bridge) ingest(ctx context.Context) {
 			continue
 		}
 	drain:
-		for len(bt.acks) < maxBatch && in != nil {
+		for len(bt.acks) < maxBatch && in != nil && !b.batchFull(&bt) {
 			select {
 			case m := <-in:
 				b.take(&bt, m)
@@ -192,6 +192,16 @@ func (b *Bridge) checkOutboxFull() bool {
 		}
 	}
 	return full
+}
+
+// batchFull reports whether the outbox plus the batch being built has reached
+// store.max_bytes (the batch stops growing; the next loop pauses intake).
+func (b *Bridge) batchFull(bt *batch) bool {
+	_, pending := b.store.Pending()
+	for _, j := range bt.q.Put {
+		pending += int64(len(j.Body))
+	}
+	return pending >= int64(b.cfg.Store.MaxBytes)
 }
 
 // hashMessage is FNV-1a over topic, a 0 byte and payload.
