@@ -53,9 +53,9 @@ type Bridge struct {
 	client     *webhook.Client
 	engine     *rules.Engine
 	deliverers map[string]*deliverer
-	marks      map[uint16]queue.Mark
+	marks      *markTable
 	markN      uint64
-	retire     chan retireOp
+	retired    *retirements
 	srv        *http.Server
 	outboxFull atomic.Bool // ingest has paused: store.max_bytes reached
 	stopping   atomic.Bool // Run is shutting down
@@ -120,7 +120,7 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	})
 	b.client = webhook.NewClient("edgehook/"+b.version.Version, 64)
 	b.engine = rules.NewEngine(b.set)
-	b.retire = make(chan retireOp, 4096)
+	b.retired = newRetirements()
 	if err := b.setupDeliverers(); err != nil {
 		return err
 	}
@@ -133,8 +133,9 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	defer fail(nil)
 	var wg sync.WaitGroup
 	var retireWG sync.WaitGroup
+	stopRetirer := make(chan struct{})
 	retireWG.Add(1)
-	go func() { defer retireWG.Done(); b.retirer() }()
+	go func() { defer retireWG.Done(); b.retirer(stopRetirer) }()
 	stopDeliver := make(chan struct{})
 	hard, hardCancel := context.WithCancel(context.Background())
 	defer hardCancel()
@@ -151,6 +152,8 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 			fail(err)
 		}
 	}()
+	wg.Add(1)
+	go func() { defer wg.Done(); b.releaseMemory(runCtx) }()
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
 	ingestDone := make(chan struct{})
 	go func() { defer close(ingestDone); b.ingest(ingestCtx) }()
@@ -176,7 +179,7 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	stopTimer := time.AfterFunc(time.Until(deadline), hardCancel)
 	deliverWG.Wait()
 	stopTimer.Stop()
-	close(b.retire)
+	close(stopRetirer)
 	retireWG.Wait()
 	jobs, _ := b.store.Pending()
 	b.log.Info("stopped", "undelivered_in_outbox", jobs)
@@ -206,7 +209,7 @@ func (b *Bridge) setupDeliverers() error {
 			return b.client.Send(ctx, webhook.Delivery{URL: ep.URL, Method: ep.Method, Headers: ep.Headers,
 				Scheme: ep.Signing, Key: key, ID: j.ID, Body: j.Body, Timeout: ep.Timeout})
 		}
-		b.deliverers[ep.Name] = newDeliverer(ep.Name, send, ep.Concurrency, ep.Rate, ep.MaxAge, b.store, b.retire, b.log, b.m, b.now)
+		b.deliverers[ep.Name] = newDeliverer(ep.Name, send, ep.Concurrency, ep.Rate, ep.MaxAge, b.store, b.retired.add, b.flushRetired, b.log, b.m, b.now)
 	}
 	return nil
 }
@@ -227,8 +230,13 @@ func (b *Bridge) restore(brokerURL string) error {
 		}
 		batch.Meta = append(batch.Meta, queue.KV{Key: []byte("session"), Value: []byte(session)})
 	}
-	if b.marks, b.markN, err = b.store.Marks(); err != nil {
+	stored, n, err := b.store.Marks()
+	if err != nil {
 		return err
+	}
+	b.marks, b.markN = &markTable{}, n
+	for _, m := range stored {
+		b.marks[m.PacketID] = markSlot{hash: m.Hash, n: m.N}
 	}
 
 	restored, dropped := 0, 0
@@ -329,47 +337,25 @@ func (b *Bridge) registerGauges() {
 		func() float64 { return 1 })
 }
 
-// retireOp is a change the deliverers report: delivered jobs to delete, dead
-// letters to move, metadata to write.
-type retireOp struct {
-	done []*queue.Job
-	dead []*queue.Job
-	meta []queue.KV
-}
-
-// retirer commits what the deliverers report, batching many reports into one
-// commit. A delivered job whose deletion is lost in a crash is sent again
-// after a restart, with the same webhook-id. It returns when b.retire is closed.
-func (b *Bridge) retirer() {
-	for op := range b.retire {
-		batch := queue.Batch{Done: op.done, Dead: op.dead, Meta: op.meta}
-	more:
-		for len(batch.Done)+len(batch.Dead) < 4096 {
-			select {
-			case op, ok := <-b.retire:
-				if !ok {
-					break more
-				}
-				batch.Done = append(batch.Done, op.done...)
-				batch.Dead = append(batch.Dead, op.dead...)
-				batch.Meta = append(batch.Meta, op.meta...)
-			default:
-				break more
-			}
+// releaseMemory periodically hands the store's mapped pages back to the page
+// cache (see queue.Outbox.ReleaseMemory), so that a burst that grew the store
+// file does not leave the process holding it all in its RSS. It returns when
+// ctx ends.
+func (b *Bridge) releaseMemory(ctx context.Context) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	last := b.store.Commits()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-		for attempt := 1; ; attempt++ {
-			err := b.store.Commit(&batch)
-			if err == nil {
-				break
+		if c := b.store.Commits(); c != last {
+			last = c
+			if err := b.store.ReleaseMemory(); err != nil {
+				b.log.Debug("releasing store pages failed", "err", err)
 			}
-			b.m.commitErrs.Inc()
-			if attempt == 1 || attempt%30 == 0 {
-				b.log.Error("store commit failed (delivered events may be sent again after a restart)", "err", err)
-			}
-			if attempt >= 5 && b.stopping.Load() {
-				break
-			}
-			time.Sleep(min(time.Duration(attempt)*100*time.Millisecond, 2*time.Second))
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/time/rate"
 
 	"github.com/edgehook/edgehook/bridge/queue"
@@ -49,14 +50,17 @@ type deliverer struct {
 	limiter     *rate.Limiter // nil: unlimited
 	maxAge      time.Duration
 	store       *queue.Outbox
-	retire      chan<- retireOp
+	retire      func(done, dead []*queue.Job, meta []queue.KV) // never blocks
+	flush       func()                                         // commits what retire collected, now
 	log         *slog.Logger
-	m           *metricSet
+	m           *targetMetrics
+	wait        *metrics.PrometheusHistogram
 	now         func() time.Time
 
 	in      chan *queue.Job // new jobs; buffered, the run loop drains it quickly
 	revive  chan *queue.Job // dead letters re-queued by a person
-	results chan result     // capacity concurrency: attempts never block on it
+	work    chan result     // attempts for the workers; capacity concurrency
+	results chan result     // capacity concurrency: workers never block on it
 
 	// Owned by run.
 	series   map[string]*seriesQ
@@ -99,12 +103,14 @@ type result struct {
 }
 
 func newDeliverer(target string, attempt attemptFunc, concurrency int, ratePerSec float64, maxAge time.Duration,
-	store *queue.Outbox, retire chan<- retireOp, log *slog.Logger, m *metricSet, now func() time.Time) *deliverer {
+	store *queue.Outbox, retire func(done, dead []*queue.Job, meta []queue.KV), flush func(),
+	log *slog.Logger, m *metricSet, now func() time.Time) *deliverer {
 	d := &deliverer{
 		target: target, attempt: attempt, concurrency: max(1, concurrency), maxAge: maxAge,
-		store: store, retire: retire, log: log.With("endpoint", target), m: m, now: now,
+		store: store, retire: retire, flush: flush, log: log.With("endpoint", target), m: m.forTarget(target), wait: m.queueWait, now: now,
 		in:       make(chan *queue.Job, 1024),
 		revive:   make(chan *queue.Job, 64),
+		work:     make(chan result, max(1, concurrency)),
 		results:  make(chan result, max(1, concurrency)),
 		series:   map[string]*seriesQ{},
 		overflow: 1, // load whatever the store holds on the first turn
@@ -128,11 +134,32 @@ func (d *deliverer) Status() targetStatus {
 func (d *deliverer) run(stop <-chan struct{}, hard context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// Long-lived workers make the attempts (a goroutine per attempt would grow
+	// a fresh stack for every HTTP request).
+	var workers sync.WaitGroup
+	for i := 0; i < d.concurrency; i++ {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for w := range d.work {
+				w.start = d.now()
+				if w.j.Attempts == 0 {
+					d.wait.Update(w.start.Sub(w.j.Created).Seconds())
+				}
+				w.err = d.attempt(hard, w.j)
+				d.results <- w
+			}
+		}()
+	}
+	defer func() {
+		close(d.work)
+		workers.Wait()
+	}()
 	stopping := false
 	for {
 		if !stopping {
 			d.load()
-			d.dispatch(hard)
+			d.dispatch()
 		} else if d.inflight == 0 {
 			return
 		}
@@ -236,7 +263,7 @@ func (d *deliverer) load() {
 }
 
 // dispatch starts attempts for ready heads while capacity and the rate allow.
-func (d *deliverer) dispatch(ctx context.Context) {
+func (d *deliverer) dispatch() {
 	now := d.now()
 	d.rateWake = time.Time{}
 	for len(d.ready) > 0 && d.inflight < d.concurrency && !d.disabled {
@@ -259,11 +286,7 @@ func (d *deliverer) dispatch(ctx context.Context) {
 		d.ready = d.ready[1:]
 		s.busy = true
 		d.inflight++
-		go func() {
-			start := d.now()
-			err := d.attempt(ctx, j)
-			d.results <- result{s: s, j: j, err: err, start: start}
-		}()
+		d.work <- result{s: s, j: j} // never blocks: at most concurrency attempts are in flight
 	}
 }
 
@@ -298,27 +321,27 @@ func (d *deliverer) handle(r result) {
 	}
 	switch verdict {
 	case webhook.Delivered:
-		d.m.delivery(d.target, "ok")
-		d.m.latency(d.target, now.Sub(j.Created).Seconds())
+		d.m.ok.Inc()
+		d.m.latency.Update(now.Sub(j.Created).Seconds())
 		d.mu.Lock()
 		d.status.Delivered++
 		d.status.LastError = ""
 		d.mu.Unlock()
-		d.retire <- retireOp{done: []*queue.Job{j}}
+		d.retire([]*queue.Job{j}, nil, nil)
 		d.log.Debug("delivered", "delivery_id", j.ID, "attempt", j.Attempts+1, "rule", j.Rule)
 		d.pop(s)
 	case webhook.DeadLetter:
-		d.m.delivery(d.target, "rejected")
+		d.m.rejected.Inc()
 		d.setError(r.err)
 		d.pop(s)
 		d.deadLetter([]*queue.Job{j}, r.err.Error(), statusOf(r.err), nil)
 	case webhook.Disable:
-		d.m.delivery(d.target, "gone")
+		d.m.gone.Inc()
 		d.setError(r.err)
 		d.pop(s)
 		d.disable(j, r.err)
 	default:
-		d.m.delivery(d.target, "retry")
+		d.m.retry.Inc()
 		d.setError(r.err)
 		j.Attempts++
 		wait := max(backoff(j.Attempts), webhook.RetryAfter(r.err))
@@ -365,10 +388,10 @@ func (d *deliverer) deadLetter(jobs []*queue.Job, reason string, status int, met
 		j.Reason, j.Status, j.DeadAt = reason, status, now
 	}
 	if len(jobs) > 0 {
-		d.m.deadLetter(d.target, len(jobs))
+		d.m.dead.Add(len(jobs))
 		d.log.Warn("dead-lettered", "count", len(jobs), "reason", reason)
 	}
-	d.retire <- retireOp{dead: jobs, meta: meta}
+	d.retire(nil, jobs, meta)
 }
 
 // disable handles a 410: the endpoint is gone. Every job of this target that is
@@ -383,6 +406,9 @@ func (d *deliverer) disable(j *queue.Job, err error) {
 			inflight[s.jobs[0].Seq] = true
 		}
 	}
+	// Delivered jobs whose deletion is not committed yet must not be
+	// mistaken for undelivered ones by the scan below.
+	d.flush()
 	jobs := []*queue.Job{j}
 	scanned := j.Seq
 	_, _, scanErr := d.store.Scan(d.target, 0, int(^uint(0)>>1), func(sj *queue.Job) {

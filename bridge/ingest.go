@@ -18,6 +18,16 @@ const (
 	markWindow = 32768
 )
 
+// markTable holds, per MQTT packet id, the last message committed under it:
+// a hash of its topic and payload and the message counter at that time (0:
+// none). A flat array: 1 MiB, no pointers for the garbage collector.
+type markTable [1 << 16]markSlot
+
+type markSlot struct {
+	hash uint64
+	n    uint64
+}
+
 // batch is what one commit makes durable, and what happens after it.
 type batch struct {
 	q    queue.Batch
@@ -68,6 +78,7 @@ func (b *Bridge) ingest(ctx context.Context) {
 				break drain
 			}
 		}
+		b.retired.takeInto(&bt.q) // deliveries ride along: no commit of their own
 		b.engine.TakeDirty(func(k rules.SeriesKey, st *rules.State) {
 			r := b.engine.Set().Rule(k.Rule)
 			bt.q.States = append(bt.q.States, queue.KV{Key: []byte(k.Rule + "\x00" + k.Series), Value: rules.MarshalState(r, st)})
@@ -90,9 +101,11 @@ func (b *Bridge) ingest(ctx context.Context) {
 // ctx ends. It reports whether q was committed.
 func (b *Bridge) commit(ctx context.Context, q *queue.Batch) bool {
 	for attempt := 1; ; attempt++ {
+		start := time.Now()
 		err := b.store.Commit(q)
 		if err == nil {
 			b.m.commits.Inc()
+			b.m.commitTime.UpdateDuration(start)
 			return true
 		}
 		b.m.commitErrs.Inc()
@@ -124,7 +137,7 @@ func (b *Bridge) take(bt *batch, m mqtt.Message) {
 	}
 	if m.QoS > 0 {
 		h := hashMessage(m.Topic, m.Payload)
-		if mk, ok := b.marks[m.PacketID]; ok && m.Dup && mk.Hash == h && b.markN-mk.N < markWindow {
+		if mk := b.marks[m.PacketID]; mk.n != 0 && m.Dup && mk.hash == h && b.markN-mk.n < markWindow {
 			// The broker redelivers a message whose events are already durable
 			// (we crashed, or the connection died, before its PUBACK). Its events
 			// keep their webhook-ids; do not mint new ones.
@@ -132,9 +145,8 @@ func (b *Bridge) take(bt *batch, m mqtt.Message) {
 			return
 		}
 		b.markN++
-		mk := queue.Mark{PacketID: m.PacketID, Hash: h, N: b.markN}
-		b.marks[m.PacketID] = mk
-		bt.q.Marks = append(bt.q.Marks, mk)
+		b.marks[m.PacketID] = markSlot{hash: h, n: b.markN}
+		bt.q.Marks = append(bt.q.Marks, queue.Mark{PacketID: m.PacketID, Hash: h, N: b.markN})
 		bt.q.MarkN = b.markN
 	}
 	now := b.now()
@@ -144,7 +156,7 @@ func (b *Bridge) take(bt *batch, m mqtt.Message) {
 	reject := rules.OK
 	b.engine.Feed(m.Topic, m.Payload, now, func(res rules.Result) {
 		if res.Reject != rules.OK {
-			b.m.ruleRejected(res.Rule.Name, res.Reject)
+			b.m.forRule(res.Rule.Name).rejected[res.Reject].Inc()
 			if reject == rules.OK {
 				reject = res.Reject
 			}
@@ -161,12 +173,17 @@ func (b *Bridge) take(bt *batch, m mqtt.Message) {
 
 // collect turns an evaluation result into jobs: one per endpoint of the rule.
 func (b *Bridge) collect(bt *batch, res rules.Result) {
-	b.m.ruleEvaluated(res.Rule.Name)
+	rm := b.m.forRule(res.Rule.Name)
+	rm.evaluated.Inc()
 	if res.Outcome.Event == rules.None {
 		return
 	}
 	typ := res.Outcome.Event.String()
-	b.m.ruleFired(res.Rule.Name, typ)
+	if res.Outcome.Event == rules.Fired {
+		rm.fired.Inc()
+	} else {
+		rm.resolved.Inc()
+	}
 	b.log.Debug("rule decided", "rule", res.Rule.Name, "series", res.Series, "event", typ, "why", res.Outcome.Why.String())
 	for _, ep := range res.Rule.Endpoints {
 		ev := event{ID: newID(b.now()), Type: typ, Rule: res.Rule, Series: res.Series, Topic: res.Topic,

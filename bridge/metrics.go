@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -22,6 +23,11 @@ type metricSet struct {
 	rejected    map[rules.Reject]*metrics.Counter
 	commits     *metrics.Counter
 	commitErrs  *metrics.Counter
+	commitTime  *metrics.PrometheusHistogram // ingest commits: durable before the MQTT ack
+	queueWait   *metrics.PrometheusHistogram // event time → first attempt starts
+
+	mu    sync.Mutex // guards rules
+	rules map[string]*ruleMetrics
 }
 
 func newMetricSet() *metricSet {
@@ -32,8 +38,11 @@ func newMetricSet() *metricSet {
 		retained:    s.NewCounter(`edgehook_messages_skipped_total{reason="retained"}`),
 		redelivered: s.NewCounter(`edgehook_messages_skipped_total{reason="redelivered"}`),
 		rejected:    map[rules.Reject]*metrics.Counter{},
+		rules:       map[string]*ruleMetrics{},
 		commits:     s.NewCounter(`edgehook_store_commits_total`),
 		commitErrs:  s.NewCounter(`edgehook_store_commit_errors_total`),
+		commitTime:  s.NewPrometheusHistogramExt(`edgehook_store_commit_seconds`, fastBuckets),
+		queueWait:   s.NewPrometheusHistogramExt(`edgehook_delivery_wait_seconds`, fastBuckets),
 	}
 	for _, r := range rules.Rejects() {
 		m.rejected[r] = s.NewCounter(fmt.Sprintf(`edgehook_messages_rejected_total{reason=%q}`, r.String()))
@@ -41,43 +50,64 @@ func newMetricSet() *metricSet {
 	return m
 }
 
+// fastBuckets resolve sub-millisecond to second durations.
+var fastBuckets = []float64{.0001, .00025, .0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 5}
+
 // label quotes a label value the way the Prometheus text format wants.
 func label(v string) string {
+	if !strings.ContainsAny(v, "\\\"\n") {
+		return `"` + v + `"`
+	}
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 	return `"` + r.Replace(v) + `"`
 }
 
-func (m *metricSet) counter(format string, args ...string) *metrics.Counter {
-	vals := make([]any, len(args))
-	for i, a := range args {
-		vals[i] = label(a)
+// ruleMetrics are one rule's counters, looked up once per rule.
+type ruleMetrics struct {
+	evaluated *metrics.Counter
+	fired     *metrics.Counter
+	resolved  *metrics.Counter
+	rejected  map[rules.Reject]*metrics.Counter
+}
+
+func (m *metricSet) forRule(rule string) *ruleMetrics {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rm, ok := m.rules[rule]; ok {
+		return rm
 	}
-	return m.set.GetOrCreateCounter(fmt.Sprintf(format, vals...))
+	l := label(rule)
+	rm := &ruleMetrics{
+		evaluated: m.set.GetOrCreateCounter(`edgehook_rule_evaluations_total{rule=` + l + `}`),
+		fired:     m.set.GetOrCreateCounter(`edgehook_rule_events_total{rule=` + l + `,type="rule.fired"}`),
+		resolved:  m.set.GetOrCreateCounter(`edgehook_rule_events_total{rule=` + l + `,type="rule.resolved"}`),
+		rejected:  map[rules.Reject]*metrics.Counter{},
+	}
+	for _, r := range rules.Rejects() {
+		rm.rejected[r] = m.set.GetOrCreateCounter(`edgehook_readings_rejected_total{rule=` + l + `,reason="` + r.String() + `"}`)
+	}
+	m.rules[rule] = rm
+	return rm
 }
 
-func (m *metricSet) ruleEvaluated(rule string) {
-	m.counter(`edgehook_rule_evaluations_total{rule=%s}`, rule).Inc()
+// targetMetrics are one endpoint's counters and latency histogram.
+type targetMetrics struct {
+	ok, retry, rejected, gone *metrics.Counter
+	dead                      *metrics.Counter
+	latency                   *metrics.PrometheusHistogram
 }
 
-func (m *metricSet) ruleFired(rule, typ string) {
-	m.counter(`edgehook_rule_events_total{rule=%s,type=%s}`, rule, typ).Inc()
-}
-
-func (m *metricSet) ruleRejected(rule string, r rules.Reject) {
-	m.counter(`edgehook_readings_rejected_total{rule=%s,reason=%s}`, rule, r.String()).Inc()
-}
-
-func (m *metricSet) delivery(target, result string) {
-	m.counter(`edgehook_deliveries_total{endpoint=%s,result=%s}`, target, result).Inc()
-}
-
-func (m *metricSet) deadLetter(target string, n int) {
-	m.counter(`edgehook_dead_letters_total{endpoint=%s}`, target).Add(n)
-}
-
-func (m *metricSet) latency(target string, seconds float64) {
-	m.set.GetOrCreatePrometheusHistogramExt(fmt.Sprintf(`edgehook_delivery_latency_seconds{endpoint=%s}`, label(target)),
-		[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600}).Update(seconds)
+func (m *metricSet) forTarget(target string) *targetMetrics {
+	l := label(target)
+	c := func(result string) *metrics.Counter {
+		return m.set.GetOrCreateCounter(`edgehook_deliveries_total{endpoint=` + l + `,result="` + result + `"}`)
+	}
+	return &targetMetrics{
+		ok: c("ok"), retry: c("retry"), rejected: c("rejected"), gone: c("gone"),
+		dead: m.set.GetOrCreateCounter(`edgehook_dead_letters_total{endpoint=` + l + `}`),
+		latency: m.set.GetOrCreatePrometheusHistogramExt(`edgehook_delivery_latency_seconds{endpoint=`+l+`}`,
+			[]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 3600}),
+	}
 }
 
 func (m *metricSet) gauge(name string, f func() float64) {

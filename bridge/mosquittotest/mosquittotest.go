@@ -8,6 +8,7 @@
 package mosquittotest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -23,7 +24,6 @@ import (
 // Broker is one mosquitto process under test control. Methods are safe for
 // concurrent use.
 type Broker struct {
-	t    testing.TB
 	bin  string
 	dir  string
 	port int
@@ -37,6 +37,8 @@ type Broker struct {
 type Options struct {
 	// Extra is appended to mosquitto.conf verbatim.
 	Extra string
+	// Ephemeral turns persistence off (benchmarks: no autosave work).
+	Ephemeral bool
 }
 
 // Binary returns the path of mosquitto, or "" when it is not installed.
@@ -71,20 +73,39 @@ func Require(t testing.TB) string {
 func Start(t testing.TB, opts ...Options) *Broker {
 	t.Helper()
 	bin := Require(t)
-	b := &Broker{t: t, bin: bin, dir: t.TempDir(), port: FreePort(t)}
+	b, err := Launch(bin, t.TempDir(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Stop)
+	return b
+}
+
+// Launch starts mosquitto (bin) with its files in dir, on a free loopback
+// port, for use outside tests (benchmarks). The caller stops it.
+func Launch(bin, dir string, opts ...Options) (*Broker, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{bin: bin, dir: dir, port: port}
 	var extra []string
+	persistence := "true"
 	for _, o := range opts {
 		extra = append(extra, o.Extra)
+		if o.Ephemeral {
+			persistence = "false"
+		}
 	}
 	if os.Geteuid() == 0 {
 		// As root mosquitto switches to user "mosquitto", which cannot write
-		// its database into the test's private directory.
+		// its database into a private directory.
 		extra = append(extra, "user root")
 	}
 	b.conf = filepath.Join(b.dir, "mosquitto.conf")
 	conf := fmt.Sprintf(`listener %d 127.0.0.1
 allow_anonymous true
-persistence true
+persistence %s
 persistence_location %s/
 autosave_interval 1
 max_inflight_messages 1000
@@ -93,13 +114,14 @@ log_dest stderr
 log_type error
 log_type warning
 %s
-`, b.port, b.dir, strings.Join(extra, "\n"))
+`, b.port, persistence, b.dir, strings.Join(extra, "\n"))
 	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	b.start()
-	t.Cleanup(b.Stop)
-	return b
+	if err := b.start(); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // Dir returns the broker's private directory (config, persistence, log).
@@ -114,36 +136,34 @@ func (b *Broker) URL() string { return "tcp://" + b.Addr() }
 // Port returns the broker's port.
 func (b *Broker) Port() int { return b.port }
 
-func (b *Broker) start() {
-	b.t.Helper()
+func (b *Broker) start() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.cmd != nil {
-		b.t.Fatal("mosquittotest: already running")
+		return errors.New("mosquittotest: already running")
 	}
 	logf, err := os.OpenFile(filepath.Join(b.dir, "mosquitto.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
-		b.t.Fatal(err)
+		return err
 	}
+	defer logf.Close()
 	cmd := exec.Command(b.bin, "-c", b.conf)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		logf.Close()
-		b.t.Fatalf("mosquittotest: start: %v", err)
+		return fmt.Errorf("mosquittotest: start: %w", err)
 	}
-	logf.Close()
 	b.cmd = cmd
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", b.Addr(), 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(filepath.Join(b.dir, "mosquitto.log"))
-			b.t.Fatalf("mosquittotest: broker did not listen on %s: %v\n%s", b.Addr(), err, log)
+			return fmt.Errorf("mosquittotest: broker did not listen on %s: %v\n%s", b.Addr(), err, log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -175,10 +195,13 @@ func (b *Broker) signal(sig syscall.Signal) {
 }
 
 // Restart starts a stopped broker again on the same port with the same
-// persistence, or stops and starts a running one.
+// persistence, or stops and starts a running one. It panics if the broker
+// cannot start again (a test cannot go on then).
 func (b *Broker) Restart() {
 	b.Stop()
-	b.start()
+	if err := b.start(); err != nil {
+		panic(err)
+	}
 }
 
 // Running reports whether the broker process is up.
@@ -197,10 +220,18 @@ func (b *Broker) Log() string {
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

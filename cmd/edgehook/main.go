@@ -214,6 +214,13 @@ func (e *env) cmdRun(ctx context.Context, args []string) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	if addr, ok := e.getenv("EDGEHOOK_PPROF"); ok && addr != "" {
+		if err := servePprof(ctx, addr); err != nil {
+			fmt.Fprintln(e.stderr, "edgehook: EDGEHOOK_PPROF:", err)
+			return exitUsage
+		}
+		log.Warn("profiling endpoints enabled (EDGEHOOK_PPROF)", "addr", addr)
+	}
 	b := bridge.New(cfg, rs, log, buildVersion())
 	go func() {
 		for range hup {
