@@ -41,8 +41,16 @@ type batch struct {
 // commit). Only then are the messages acked (PUBACK) and the jobs handed to the
 // deliverers: a message is never acked before its events are durable. Timers
 // (`for`) fire here too, without any message. It returns when ctx ends; a batch
-// not yet committed then stays unacked, and the broker redelivers it.
+// not yet committed then stays unacked, and the broker redelivers it. Acks
+// go out through acker, in arrival order; ingest returns after they are sent.
 func (b *Bridge) ingest(ctx context.Context) {
+	acks := make(chan []mqtt.Message, 64)
+	ackerDone := make(chan struct{})
+	go func() { defer close(ackerDone); acker(acks) }()
+	defer func() {
+		close(acks)
+		<-ackerDone
+	}()
 	msgs := b.mq.Messages()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -86,13 +94,25 @@ func (b *Bridge) ingest(ctx context.Context) {
 		if !b.commit(ctx, &bt.q) {
 			return
 		}
-		for _, m := range bt.acks {
-			m.Ack()
-		}
+		// Durable: deliveries may start, and the broker may forget the messages.
 		for _, j := range bt.jobs {
 			if d := b.deliverers[j.Target]; d != nil {
 				d.in <- j
 			}
+		}
+		if len(bt.acks) > 0 {
+			acks <- bt.acks
+		}
+	}
+}
+
+// acker sends PUBACKs, in the order the messages arrived, for batches ingest
+// has committed. Each ack is a handoff to paho's goroutine; doing them here
+// keeps ingest free for the next batch. It returns when acks is closed.
+func acker(acks <-chan []mqtt.Message) {
+	for batch := range acks {
+		for _, m := range batch {
+			m.Ack()
 		}
 	}
 }
