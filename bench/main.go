@@ -45,6 +45,7 @@ var (
 	sync_       = flag.String("sync", "fsync", "edgehook store.sync")
 	outDir      = flag.String("out", "bench/out", "where results.md goes")
 	only        = flag.String("only", "", "run only this bridge (edgehook or baseline)")
+	ehBin       = flag.String("edgehook-bin", "", "measure this edgehook binary instead of building ./cmd/edgehook (A/B comparisons)")
 )
 
 func main() {
@@ -78,6 +79,10 @@ func run() error {
 	bins := map[string]string{}
 	for name, pkg := range map[string]string{"edgehook": "./cmd/edgehook", "baseline": "./bench/baseline"} {
 		bins[name] = filepath.Join(work, name)
+		if name == "edgehook" && *ehBin != "" {
+			bins[name] = *ehBin
+			continue
+		}
 		if out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bins[name], pkg).CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", pkg, err, out)
 		}
