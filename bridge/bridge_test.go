@@ -3,11 +3,14 @@ package bridge
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/edgehook/edgehook/bridge/mosquittotest"
 	"github.com/edgehook/edgehook/bridge/queue"
 )
 
@@ -529,5 +532,62 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// MQTT username/password: with the right password the daemon works; with a
+// wrong one it stays not-ready and keeps trying, without crashing.
+func TestMQTTPasswordAuth(t *testing.T) {
+	b := mosquittotest.Start(t, mosquittotest.Options{Users: map[string]string{"edgehook": "s3cret-pw", "pub": "pub-pw"}})
+	rx := newReceiver(t)
+	dir := t.TempDir()
+	pwFile := filepath.Join(dir, "mqtt-password")
+	if err := os.WriteFile(pwFile, []byte("s3cret-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	store := t.TempDir()
+	cfg := testConfig(store, b.URL(), rx.URL(), coldRule)
+	cfg = strings.Replace(cfg, "[mqtt]\n", fmt.Sprintf("[mqtt]\nusername = \"edgehook\"\npassword_file = %q\n", pwFile), 1)
+	startDaemon(t, cfg)
+	p := newAuthPublisher(t, b.URL(), "pub", "pub-pw")
+	p.temp("home/a/temperature", 20)
+	p.temp("home/a/temperature", 10)
+	rx.waitHits(1, 10*time.Second)
+
+	bad := strings.Replace(cfg, "client_id = \"edgehook-under-test\"", "client_id = \"edgehook-wrong-pw\"\npassword = \"nope\"", 1)
+	bad = strings.Replace(bad, fmt.Sprintf("password_file = %q\n", pwFile), "", 1)
+	bad = strings.Replace(bad, store, t.TempDir(), 1)
+	d := startDaemonNotReady(t, bad)
+	time.Sleep(2 * time.Second)
+	if d.b.Ready() {
+		t.Fatal("ready with a wrong MQTT password")
+	}
+	if strings.Contains(d.logs.String(), "nope") {
+		t.Fatal("the password appears in the log")
+	}
+}
+
+// MQTT over TLS with the broker's CA and a client certificate.
+func TestMQTTTLS(t *testing.T) {
+	b := mosquittotest.Start(t, mosquittotest.Options{TLS: true})
+	rx := newReceiver(t)
+	f := b.TLS()
+	store := t.TempDir()
+	cfg := testConfig(store, b.TLSURL(), rx.URL(), coldRule)
+	cfg = strings.Replace(cfg, "[http]\n", fmt.Sprintf("[mqtt.tls]\nca_file = %q\ncert_file = %q\nkey_file = %q\n[http]\n", f.CA, f.ClientCert, f.ClientKey), 1)
+	startDaemon(t, cfg)
+	p := newPublisher(t, b.URL()) // the plain listener
+	p.temp("home/a/temperature", 20)
+	p.temp("home/a/temperature", 10)
+	rx.waitHits(1, 10*time.Second)
+
+	// Without the client certificate the broker refuses us: not ready.
+	noCert := strings.Replace(cfg, fmt.Sprintf("cert_file = %q\nkey_file = %q\n", f.ClientCert, f.ClientKey), "", 1)
+	noCert = strings.Replace(noCert, "edgehook-under-test", "edgehook-no-cert", 1)
+	noCert = strings.Replace(noCert, store, t.TempDir(), 1)
+	d := startDaemonNotReady(t, noCert)
+	time.Sleep(2 * time.Second)
+	if d.b.Ready() {
+		t.Fatal("ready without a client certificate")
 	}
 }

@@ -353,7 +353,13 @@ type publisher struct {
 
 func newPublisher(t *testing.T, url string) *publisher {
 	t.Helper()
+	return newAuthPublisher(t, url, "", "")
+}
+
+func newAuthPublisher(t *testing.T, url, user, password string) *publisher {
+	t.Helper()
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("pub-%d", time.Now().UnixNano())).
+		SetUsername(user).SetPassword(password).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond))
 	tok := c.Connect()
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {

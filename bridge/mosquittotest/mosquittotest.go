@@ -24,10 +24,12 @@ import (
 // Broker is one mosquitto process under test control. Methods are safe for
 // concurrent use.
 type Broker struct {
-	bin  string
-	dir  string
-	port int
-	conf string
+	bin     string
+	dir     string
+	port    int
+	tlsPort int
+	tls     TLSFiles
+	conf    string
 
 	mu  sync.Mutex // guards cmd
 	cmd *exec.Cmd
@@ -39,6 +41,12 @@ type Options struct {
 	Extra string
 	// Ephemeral turns persistence off (benchmarks: no autosave work).
 	Ephemeral bool
+	// Users, when set, turns anonymous access off: only these username →
+	// password pairs may connect (written with mosquitto_passwd).
+	Users map[string]string
+	// TLS adds a second listener that requires TLS and a client certificate
+	// signed by a test CA (see Broker.TLSURL and Broker.TLS).
+	TLS bool
 }
 
 // Binary returns the path of mosquitto, or "" when it is not installed.
@@ -90,11 +98,35 @@ func Launch(bin, dir string, opts ...Options) (*Broker, error) {
 	}
 	b := &Broker{bin: bin, dir: dir, port: port}
 	var extra []string
-	persistence := "true"
+	persistence, anonymous := "true", "true"
 	for _, o := range opts {
 		extra = append(extra, o.Extra)
 		if o.Ephemeral {
 			persistence = "false"
+		}
+		if len(o.Users) > 0 {
+			anonymous = "false"
+			pw := filepath.Join(dir, "passwd")
+			for u, p := range o.Users {
+				args := []string{"-b", pw, u, p}
+				if _, err := os.Stat(pw); err != nil {
+					args = append([]string{"-c"}, args...)
+				}
+				if out, err := exec.Command("mosquitto_passwd", args...).CombinedOutput(); err != nil {
+					return nil, fmt.Errorf("mosquitto_passwd (installed with mosquitto): %v %s", err, out)
+				}
+			}
+			extra = append(extra, "password_file "+pw)
+		}
+		if o.TLS {
+			if b.tlsPort, err = freePort(); err != nil {
+				return nil, err
+			}
+			if b.tls, err = makePKI(dir); err != nil {
+				return nil, err
+			}
+			extra = append(extra, fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\ntls_version tlsv1.2",
+				b.tlsPort, b.tls.CA, b.tls.ServerCert, b.tls.ServerKey))
 		}
 	}
 	if os.Geteuid() == 0 {
@@ -104,7 +136,7 @@ func Launch(bin, dir string, opts ...Options) (*Broker, error) {
 	}
 	b.conf = filepath.Join(b.dir, "mosquitto.conf")
 	conf := fmt.Sprintf(`listener %d 127.0.0.1
-allow_anonymous true
+allow_anonymous %s
 persistence %s
 persistence_location %s/
 autosave_interval 1
@@ -114,7 +146,7 @@ log_dest stderr
 log_type error
 log_type warning
 %s
-`, b.port, persistence, b.dir, strings.Join(extra, "\n"))
+`, b.port, anonymous, persistence, b.dir, strings.Join(extra, "\n"))
 	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
@@ -129,6 +161,12 @@ func (b *Broker) Dir() string { return b.dir }
 
 // Addr returns host:port.
 func (b *Broker) Addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
+
+// TLSURL returns ssl://host:port of the TLS listener (Options.TLS).
+func (b *Broker) TLSURL() string { return fmt.Sprintf("ssl://127.0.0.1:%d", b.tlsPort) }
+
+// TLS returns the test PKI's files (Options.TLS).
+func (b *Broker) TLS() TLSFiles { return b.tls }
 
 // URL returns tcp://host:port.
 func (b *Broker) URL() string { return "tcp://" + b.Addr() }
