@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -50,6 +51,7 @@ type Bridge struct {
 	// Set up by Run.
 	store      *queue.Outbox
 	mq         *mqtt.Client
+	pub        publisher // b.mq; a fake in handler fuzzing
 	client     *webhook.Client
 	engine     *rules.Engine
 	deliverers map[string]*deliverer
@@ -57,8 +59,18 @@ type Bridge struct {
 	markN      uint64
 	retired    *retirements
 	srv        *http.Server
+	routes     *routeTable
+	replay     *replayCache
+	trusted    []netip.Prefix
+	timeouts   httpTimeouts
 	outboxFull atomic.Bool // ingest has paused: store.max_bytes reached
 	stopping   atomic.Bool // Run is shutting down
+}
+
+// publisher is what the inbound path needs from MQTT: a publish that returns
+// after the broker's acknowledgement, or mqtt.ErrNotConnected at once.
+type publisher interface {
+	Publish(ctx context.Context, topic string, qos byte, retain bool, payload []byte) error
 }
 
 // New returns a Bridge for a loaded configuration. It does no I/O.
@@ -66,7 +78,7 @@ func New(cfg *Config, set *rules.Set, log *slog.Logger, v Version) *Bridge {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Bridge{cfg: cfg, set: set, log: log, version: v, now: time.Now, m: newMetricSet()}
+	return &Bridge{cfg: cfg, set: set, log: log, version: v, now: time.Now, m: newMetricSet(), timeouts: defaultHTTPTimeouts}
 }
 
 // Run starts everything, serves until ctx ends, then shuts down in order: the
@@ -118,11 +130,23 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 		Filters: filters, StatusTopic: cfg.MQTT.StatusTopic, TLS: mqttTLS, KeepAlive: cfg.MQTT.KeepAlive,
 		Logger: b.log.With("component", "mqtt"),
 	})
+	b.pub = b.mq
 	b.client = webhook.NewClient("edgehook/"+b.version.Version, 64)
 	b.engine = rules.NewEngine(b.set)
 	b.retired = newRetirements()
 	if err := b.setupDeliverers(); err != nil {
 		return err
+	}
+	if b.routes, err = b.buildRoutes(); err != nil {
+		return err
+	}
+	b.replay = newReplayCache()
+	for _, p := range cfg.HTTP.TrustedProxies {
+		prefix, err := parsePrefix(p)
+		if err != nil {
+			return err
+		}
+		b.trusted = append(b.trusted, prefix)
 	}
 	if err := b.restore(brokerURL); err != nil {
 		return err
@@ -153,7 +177,7 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 		}
 	}()
 	wg.Add(1)
-	go func() { defer wg.Done(); b.releaseMemory(runCtx) }()
+	go func() { defer wg.Done(); b.maintain(runCtx) }()
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
 	ingestDone := make(chan struct{})
 	go func() { defer close(ingestDone); b.ingest(ingestCtx) }()
@@ -194,20 +218,22 @@ func (b *Bridge) setupDeliverers() error {
 	b.deliverers = map[string]*deliverer{}
 	for i := range b.cfg.Endpoints {
 		ep := &b.cfg.Endpoints[i]
-		var key []byte
+		var keys [][]byte
 		switch ep.Signing {
 		case webhook.SchemeStandard:
-			k, err := webhook.DecodeKey(ep.Secret.Reveal())
+			k, err := webhook.DecodeKeys(ep.Secret.Reveal())
 			if err != nil {
 				return fmt.Errorf("endpoint %s: %w", ep.Name, err)
 			}
-			key = k
+			keys = k
 		case webhook.SchemeGitHub:
-			key = []byte(ep.Secret.Reveal())
+			for _, s := range webhook.SplitSecrets(ep.Secret.Reveal()) {
+				keys = append(keys, []byte(s))
+			}
 		}
 		send := func(ctx context.Context, j *queue.Job) error {
 			return b.client.Send(ctx, webhook.Delivery{URL: ep.URL, Method: ep.Method, Headers: ep.Headers,
-				Scheme: ep.Signing, Key: key, ID: j.ID, Body: j.Body, Timeout: ep.Timeout})
+				Scheme: ep.Signing, Keys: keys, ID: j.ID, Body: j.Body, Timeout: ep.Timeout})
 		}
 		b.deliverers[ep.Name] = newDeliverer(ep.Name, send, ep.Concurrency, ep.Rate, ep.MaxAge, b.store, b.retired.add, b.flushRetired, b.log, b.m, b.now)
 	}
@@ -265,6 +291,12 @@ func (b *Bridge) restore(brokerURL string) error {
 			b.log.Warn("endpoint is disabled (it answered 410 Gone); retry a dead letter to re-enable it", "endpoint", name, "since", string(v))
 		}
 	}
+	stale, err := b.restoreReplay(b.now())
+	if err != nil {
+		return err
+	}
+	batch.Replay = append(batch.Replay, stale.Replay...)
+
 	targets, err := b.store.Targets()
 	if err != nil {
 		return err
@@ -337,19 +369,24 @@ func (b *Bridge) registerGauges() {
 		func() float64 { return 1 })
 }
 
-// releaseMemory periodically hands the store's mapped pages back to the page
-// cache (see queue.Outbox.ReleaseMemory), so that a burst that grew the store
-// file does not leave the process holding it all in its RSS. It returns when
-// ctx ends.
-func (b *Bridge) releaseMemory(ctx context.Context) {
+// maintain does periodic housekeeping until ctx ends: every 50 ms it hands the
+// store's mapped pages back to the page cache (see queue.Outbox.ReleaseMemory),
+// so that a burst that grew the store file does not leave the process holding
+// it all in its RSS; every minute it forgets expired inbound replay ids.
+func (b *Bridge) maintain(ctx context.Context) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	last := b.store.Commits()
+	lastPrune := b.now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if now := b.now(); now.Sub(lastPrune) >= time.Minute {
+			lastPrune = now
+			b.pruneReplay(now)
 		}
 		if c := b.store.Commits(); c != last {
 			last = c

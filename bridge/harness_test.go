@@ -262,7 +262,7 @@ func startDaemonNotReady(t *testing.T, cfgText string) *daemon {
 	return launch(t, cfgText)
 }
 
-func launch(t *testing.T, cfgText string) *daemon {
+func launch(t *testing.T, cfgText string, tweak ...func(*Bridge)) *daemon {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "edgehook.toml")
@@ -276,6 +276,9 @@ func launch(t *testing.T, cfgText string) *daemon {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	d := &daemon{b: New(cfg, set, log, Version{Version: "test"}), cfg: cfg, done: make(chan error, 1), logs: logs}
+	for _, f := range tweak {
+		f(d.b)
+	}
 	ready := make(chan string, 1)
 	d.b.OnReady = func(addr, _ string) { ready <- addr }
 	ctx, cancel := context.WithCancel(context.Background())
@@ -345,31 +348,31 @@ func (d *daemon) metric(t *testing.T, name string) float64 {
 	return 0
 }
 
-// publisher is a plain paho client publishing QoS 1 and waiting for PUBACK.
-type publisher struct {
+// testPublisher is a plain paho client publishing QoS 1 and waiting for PUBACK.
+type testPublisher struct {
 	t *testing.T
 	c paho.Client
 }
 
-func newPublisher(t *testing.T, url string) *publisher {
+func newPublisher(t *testing.T, url string) *testPublisher {
 	t.Helper()
 	return newAuthPublisher(t, url, "", "")
 }
 
-func newAuthPublisher(t *testing.T, url, user, password string) *publisher {
+func newAuthPublisher(t *testing.T, url, user, password string) *testPublisher {
 	t.Helper()
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("pub-%d", time.Now().UnixNano())).
 		SetUsername(user).SetPassword(password).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond))
 	tok := c.Connect()
 	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatalf("publisher connect: %v", tok.Error())
+		t.Fatalf("testPublisher connect: %v", tok.Error())
 	}
 	t.Cleanup(func() { c.Disconnect(100) })
-	return &publisher{t: t, c: c}
+	return &testPublisher{t: t, c: c}
 }
 
-func (p *publisher) pub(topic string, payload any) {
+func (p *testPublisher) pub(topic string, payload any) {
 	p.t.Helper()
 	var b []byte
 	switch v := payload.(type) {
@@ -387,9 +390,111 @@ func (p *publisher) pub(topic string, payload any) {
 }
 
 // temp publishes {"temperature": v}.
-func (p *publisher) temp(topic string, v float64) {
+func (p *testPublisher) temp(topic string, v float64) {
 	p.t.Helper()
 	p.pub(topic, fmt.Sprintf(`{"temperature": %v}`, v))
 }
 
 func startBroker(t *testing.T) *mosquittotest.Broker { return mosquittotest.Start(t) }
+
+// spy subscribes to a filter and records every message published there.
+type spy struct {
+	t  *testing.T
+	mu sync.Mutex
+	ms []spied
+}
+
+type spied struct {
+	Topic   string
+	Payload string
+}
+
+func newSpy(t *testing.T, url, filter string) *spy {
+	t.Helper()
+	s := &spy{t: t}
+	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("spy-%d", time.Now().UnixNano())).
+		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
+		SetOnConnectHandler(func(c paho.Client) {
+			c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+				if m.Retained() {
+					return
+				}
+				s.mu.Lock()
+				s.ms = append(s.ms, spied{m.Topic(), string(m.Payload())})
+				s.mu.Unlock()
+			}).Wait()
+		}))
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("spy connect: %v", tok.Error())
+	}
+	time.Sleep(100 * time.Millisecond) // the subscription is in place
+	t.Cleanup(func() { c.Disconnect(100) })
+	return s
+}
+
+func (s *spy) all() []spied {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]spied(nil), s.ms...)
+}
+
+// waitFor waits until n messages were seen.
+func (s *spy) waitN(n int) []spied {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.all()) < n {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("spy saw %d messages, want %d: %v", len(s.all()), n, s.all())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s.all()
+}
+
+// none asserts nothing more than n messages were published (after a grace period).
+func (s *spy) atMost(n int) {
+	s.t.Helper()
+	time.Sleep(200 * time.Millisecond)
+	if got := s.all(); len(got) > n {
+		s.t.Fatalf("published %d messages, want %d: %v", len(got), n, got)
+	}
+}
+
+// signSW signs like a Standard Webhooks sender, written from the spec.
+func signSW(secret, id string, ts time.Time, body []byte) http.Header {
+	key := []byte(secret)
+	if b64, ok := strings.CutPrefix(secret, "whsec_"); ok {
+		key, _ = base64.StdEncoding.DecodeString(b64)
+	}
+	t := strconv.FormatInt(ts.Unix(), 10)
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id + "." + t + "."))
+	mac.Write(body)
+	h := http.Header{}
+	h.Set("webhook-id", id)
+	h.Set("webhook-timestamp", t)
+	h.Set("webhook-signature", "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	h.Set("Content-Type", "application/json")
+	return h
+}
+
+// post sends body with headers and returns the status, the JSON answer and the headers.
+func post(t *testing.T, url string, h http.Header, body []byte) (int, map[string]any, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(string(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(raw, &m)
+	return resp.StatusCode, m, resp.Header
+}

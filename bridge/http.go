@@ -1,28 +1,40 @@
 package bridge
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"time"
 )
 
-// newHTTPServer builds the server for [http].listen with timeouts that keep
-// slow clients from holding it open.
+// httpTimeouts keep slow or idle clients from holding the server open.
+type httpTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+var defaultHTTPTimeouts = httpTimeouts{readHeader: 5 * time.Second, read: 15 * time.Second, write: 30 * time.Second, idle: 60 * time.Second}
+
+// newHTTPServer builds the server for [http].listen: edgehook's own endpoints,
+// and every other path goes to the inbound routes.
 func (b *Bridge) newHTTPServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", b.handleHealthz)
 	mux.HandleFunc("GET /readyz", b.handleReadyz)
 	mux.HandleFunc("GET /metrics", b.handleMetrics)
+	mux.HandleFunc("/", b.handleInbound)
 	return &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
+		ReadHeaderTimeout: b.timeouts.readHeader,
+		ReadTimeout:       b.timeouts.read,
+		WriteTimeout:      b.timeouts.write,
+		IdleTimeout:       b.timeouts.idle,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          nil,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+		ErrorLog:          log.New(io.Discard, "", 0), // TLS handshake noise from scanners
 	}
 }
 

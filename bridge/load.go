@@ -219,14 +219,14 @@ func (l *loader) readSecrets(d *decoder, cfg *Config) {
 	// Secrets that need decoding are checked once their value is known.
 	for i, e := range cfg.Endpoints {
 		if e.Signing == "standard-webhooks" && e.Secret.Set && !d.failed[fmt.Sprintf("endpoint[%d]", i)] {
-			if _, err := webhook.DecodeKey(e.Secret.Reveal()); err != nil {
+			if _, err := webhook.DecodeKeys(e.Secret.Reveal()); err != nil {
 				d.fail(fmt.Sprintf("endpoint[%d].secret", i), "%v", err)
 			}
 		}
 	}
 	for i, in := range cfg.Inbound {
 		if in.Verify == "standard-webhooks" && in.Secret.Set && !d.failed[fmt.Sprintf("inbound[%d]", i)] {
-			if _, err := webhook.DecodeKey(in.Secret.Reveal()); err != nil {
+			if _, err := webhook.DecodeKeys(in.Secret.Reveal()); err != nil {
 				d.fail(fmt.Sprintf("inbound[%d].secret", i), "%v", err)
 			}
 		}

@@ -103,6 +103,7 @@ func (l *loader) validate(d *decoder, cfg *Config) {
 		}
 	}
 
+	l.validateInbound(d, cfg)
 	seen := map[string]bool{}
 	for i := range cfg.Endpoints {
 		e := &cfg.Endpoints[i]
@@ -160,6 +161,97 @@ func (l *loader) validate(d *decoder, cfg *Config) {
 			d.fail(p+".max_age", "must be positive")
 		}
 	}
+}
+
+// validateInbound checks the [[inbound]] routes and compiles their templates.
+func (l *loader) validateInbound(d *decoder, cfg *Config) {
+	seen, paths := map[string]bool{}, map[string]bool{}
+	for i := range cfg.Inbound {
+		in := &cfg.Inbound[i]
+		p := fmt.Sprintf("inbound[%d]", i)
+		switch {
+		case in.Name == "":
+			d.fail(p+".name", "required")
+		case !nameRE.MatchString(in.Name):
+			d.fail(p+".name", "%q: use letters, digits, '.', '_' and '-' (at most 64)", in.Name)
+		case seen[in.Name]:
+			d.fail(p+".name", "duplicate inbound route name %q", in.Name)
+		}
+		seen[in.Name] = true
+		switch {
+		case in.Path == "":
+			d.fail(p+".path", "required")
+		case !strings.HasPrefix(in.Path, "/") || strings.ContainsAny(in.Path, "?#% \t\r\n") || len(in.Path) > 256:
+			d.fail(p+".path", "want a plain URL path such as \"/hooks/heating\"")
+		case reservedPath(in.Path):
+			d.fail(p+".path", "%s is edgehook's own; choose another path (e.g. under /hooks/)", in.Path)
+		case paths[in.Path]:
+			d.fail(p+".path", "two routes use the path %s", in.Path)
+		}
+		paths[in.Path] = true
+		switch in.Verify {
+		case "standard-webhooks", "github", "token":
+			if !in.Secret.Set || (in.Secret.File == "" && in.Secret.Reveal() == "") {
+				d.fail(p+".verify", "verify = %q needs secret or secret_file", in.Verify)
+			}
+		case "none":
+			if len(in.AllowIPs) == 0 {
+				d.fail(p+".verify", `verify = "none" needs allow_ips: an unsigned route must at least be limited to known addresses`)
+			}
+		default:
+			d.fail(p+".verify", "want \"standard-webhooks\", \"github\", \"token\" or \"none\", got %q", in.Verify)
+		}
+		if in.Tolerance <= 0 || in.Tolerance > 24*time.Hour {
+			d.fail(p+".tolerance", "must be between 1s and 24h")
+		}
+		for j, a := range in.AllowIPs {
+			if _, err := parsePrefix(a); err != nil {
+				d.fail(fmt.Sprintf("%s.allow_ips[%d]", p, j), "%v", err)
+			}
+		}
+		if in.Rate < 0 {
+			d.fail(p+".rate", "must be >= 0 (0 = unlimited)")
+		}
+		if in.Burst < 1 || in.Burst > 10000 {
+			d.fail(p+".burst", "must be between 1 and 10000")
+		}
+		if in.MaxBody < 1 || in.MaxBody > 16<<20 {
+			d.fail(p+".max_body", "must be between 1B and 16MiB")
+		}
+		if in.QoS < 0 || in.QoS > 2 {
+			d.fail(p+".qos", "must be 0, 1 or 2")
+		}
+		if in.Topic == "" {
+			d.fail(p+".topic", "required")
+		} else if t, err := compileTemplate("topic", in.Topic, inboundFuncs); err != nil {
+			d.fail(p+".topic", "template does not compile: %v", err)
+		} else if t.static {
+			if err := rules.CheckPublishTopic(in.Topic, false); err != nil {
+				d.fail(p+".topic", "%v", err)
+			}
+		} else if len(in.AllowTopics) == 0 {
+			d.fail(p+".allow_topics", "required when topic is a template: list the MQTT filters the rendered topic may match")
+		}
+		for j, f := range in.AllowTopics {
+			if _, err := rules.ParseFilter(f); err != nil {
+				d.fail(fmt.Sprintf("%s.allow_topics[%d]", p, j), "%q is not a valid MQTT filter: %v", f, err)
+			}
+		}
+		if in.Payload != nil {
+			if _, err := compileTemplate("payload", *in.Payload, inboundFuncs); err != nil {
+				d.fail(p+".payload", "template does not compile: %v", err)
+			}
+		}
+	}
+}
+
+// reservedPath reports whether path belongs to edgehook's own endpoints.
+func reservedPath(path string) bool {
+	switch path {
+	case "/", "/healthz", "/readyz", "/metrics":
+		return true
+	}
+	return path == "/api" || strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/debug/")
 }
 
 func oneOf(s string, set ...string) bool {

@@ -122,7 +122,7 @@ func Launch(bin, dir string, opts ...Options) (*Broker, error) {
 			if b.tlsPort, err = freePort(); err != nil {
 				return nil, err
 			}
-			if b.tls, err = makePKI(dir); err != nil {
+			if b.tls, err = NewPKI(dir); err != nil {
 				return nil, err
 			}
 			extra = append(extra, fmt.Sprintf("listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\ntls_version tlsv1.2",

@@ -20,8 +20,9 @@ type TLSFiles struct {
 	CA, ServerCert, ServerKey, ClientCert, ClientKey string
 }
 
-// makePKI writes a fresh CA, server and client certificate into dir.
-func makePKI(dir string) (TLSFiles, error) {
+// NewPKI writes a fresh CA, a server certificate for 127.0.0.1 and a client
+// certificate into dir, for tests of TLS listeners.
+func NewPKI(dir string) (TLSFiles, error) {
 	f := TLSFiles{
 		CA: filepath.Join(dir, "ca.pem"), ServerCert: filepath.Join(dir, "server.pem"), ServerKey: filepath.Join(dir, "server.key"),
 		ClientCert: filepath.Join(dir, "client.pem"), ClientKey: filepath.Join(dir, "client.key"),

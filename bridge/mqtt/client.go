@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
 // ErrNotConnected is returned by Publish while the broker is unreachable.
@@ -122,6 +124,7 @@ func New(o Options) *Client {
 	if o.StatusTopic != "" {
 		po.SetBinaryWill(o.StatusTopic, []byte("offline"), 1, true)
 	}
+	po.SetStore(&noResendStore{Store: paho.NewMemoryStore()})
 	cl.c = paho.NewClient(po)
 	return cl
 }
@@ -275,6 +278,23 @@ func (cl *Client) Close(quiesce time.Duration) {
 	}
 	cl.c.Disconnect(uint(quiesce / time.Millisecond))
 	cl.connected.Store(false)
+}
+
+// noResendStore is paho's memory store minus our outgoing PUBLISH packets.
+// paho resends those itself after a reconnect, which would publish a command
+// edgehook had already answered 503 for (its sender retries), and its resume
+// races with its own writer (paho v1.5.1, seen under -race). Whether to
+// publish again is edgehook's decision: the HTTP sender retries inbound
+// commands, and the outbox retries MQTT actions until a PUBACK.
+type noResendStore struct {
+	paho.Store
+}
+
+func (s *noResendStore) Put(key string, p packets.ControlPacket) {
+	if _, pub := p.(*packets.PublishPacket); pub && strings.HasPrefix(key, "o.") {
+		return
+	}
+	s.Store.Put(key, p)
 }
 
 func wait(ctx context.Context, t paho.Token) error {

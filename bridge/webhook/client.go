@@ -26,7 +26,7 @@ type Delivery struct {
 	Method  string
 	Headers map[string]string // extra headers from the config
 	Scheme  string            // SchemeStandard, SchemeGitHub or SchemeNone
-	Key     []byte            // HMAC key (already decoded)
+	Keys    [][]byte          // HMAC keys (decoded); Standard Webhooks signs with each (rotation)
 	ID      string            // webhook-id: the same on every attempt
 	Body    []byte
 	Timeout time.Duration // bounds the whole attempt, body included
@@ -151,9 +151,15 @@ func (c *Client) Send(ctx context.Context, d Delivery) error {
 	case SchemeStandard:
 		ts := c.now()
 		req.Header[HeaderTimestamp] = []string{strconv.FormatInt(ts.Unix(), 10)}
-		req.Header[HeaderSignature] = []string{Sign(d.Key, d.ID, ts, d.Body)}
+		sigs := make([]string, len(d.Keys))
+		for i, k := range d.Keys {
+			sigs[i] = Sign(k, d.ID, ts, d.Body)
+		}
+		req.Header[HeaderSignature] = []string{strings.Join(sigs, " ")}
 	case SchemeGitHub:
-		req.Header.Set(HeaderGitHub, SignGitHub(d.Key, d.Body))
+		if len(d.Keys) > 0 {
+			req.Header.Set(HeaderGitHub, SignGitHub(d.Keys[0], d.Body))
+		}
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

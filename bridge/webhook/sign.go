@@ -55,6 +55,35 @@ func DecodeKey(secret string) ([]byte, error) {
 	return key, nil
 }
 
+// SplitSecrets returns the secrets in s, one per line (blank lines and
+// surrounding spaces ignored). Several secrets let both sides rotate: a sender
+// signs with all of them, a receiver accepts any of them.
+func SplitSecrets(s string) []string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+// DecodeKeys decodes every secret of SplitSecrets(s) with DecodeKey.
+func DecodeKeys(s string) ([][]byte, error) {
+	var keys [][]byte
+	for _, sec := range SplitSecrets(s) {
+		k, err := DecodeKey(sec)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("secret is empty")
+	}
+	return keys, nil
+}
+
 // Sign returns the Standard Webhooks signature header value "v1,<base64>" for
 // one message. The id and timestamp are signed with the body, so neither can be
 // replayed with another.

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/edgehook/edgehook/bridge"
@@ -132,7 +134,7 @@ func (e *env) cmdDemo(ctx context.Context, args []string) int {
 	say("4. A simulated thermostat publishes the living-room temperature:")
 
 	thermostat := mqtt.New(mqtt.Options{Broker: "tcp://" + brokerAddr, ClientID: "demo-thermostat", CleanSession: true,
-		Logger: slog.New(slog.DiscardHandler)})
+		QoS: 1, Filters: []string{"home/heating/+/set"}, Logger: slog.New(slog.DiscardHandler)})
 	thermostat.Connect()
 	defer thermostat.Close(200 * time.Millisecond)
 	for deadline := time.Now().Add(10 * time.Second); !thermostat.Connected() || !mqttReady(b); {
@@ -192,7 +194,58 @@ func (e *env) cmdDemo(ctx context.Context, args []string) int {
 		}
 	}
 	say("")
-	say("Done: %d signed webhooks delivered and verified. Try it with your broker:", delivered)
+	say("5. The other direction: Home Assistant asks for heat with a signed webhook.")
+	in := cfg.Inbound[0]
+	inKey, err := webhook.DecodeKeys(in.Secret.Reveal())
+	if err != nil {
+		return fail("%v", err)
+	}
+	hookURL := "http://" + listenAddr + in.Path
+	send := func(body string, sign bool, id string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, hookURL, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if sign {
+			now := time.Now()
+			req.Header.Set("webhook-id", id)
+			req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+			req.Header.Set("webhook-signature", webhook.Sign(inKey[0], id, now, []byte(body)))
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	body := `{"zone": "living", "mode": "heat"}`
+	code, answer := send(body, true, "msg_demo_1")
+	say("   → POST %s %s (signed)", in.Path, body)
+	say("   ← %d %s   (answered after the broker's PUBACK)", code, answer)
+	if code != http.StatusOK {
+		return fail("the signed inbound webhook was refused")
+	}
+	select {
+	case m := <-thermostat.Messages():
+		m.Ack()
+		say("   the thermostat receives the MQTT command %s = %s", m.Topic, m.Payload)
+	case <-time.After(10 * time.Second):
+		return fail("the MQTT command did not arrive")
+	}
+	code, answer = send(body, true, "msg_demo_1")
+	say("   → the same request again (a replay): %d %s", code, answer)
+	code, answer = send(body, false, "")
+	say("   → without a signature: %d %s", code, answer)
+	code, answer = send(`{"zone": "#", "mode": "heat"}`, true, "msg_demo_2")
+	say("   → zone \"#\" (a topic injection): %d %s", code, answer)
+	select {
+	case m := <-thermostat.Messages():
+		return fail("an unexpected MQTT command was published: %s", m.Topic)
+	case <-time.After(300 * time.Millisecond):
+		say("   nothing else was published.")
+	}
+	say("")
+	say("Done: %d signed webhooks delivered and verified, and one signed command published. Try it with your broker:", delivered)
 	say("  edgehook check -c configs/edgehook.toml && edgehook run -c configs/edgehook.toml")
 	cancel()
 	select {

@@ -550,9 +550,64 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
-	for _, want := range []string{"rule.fired", "rule.resolved", "signature verified", "Done: 2 signed webhooks"} {
+	for _, want := range []string{"rule.fired", "rule.resolved", "signature verified", "home/heating/living/set = heat", "without a signature: 401", "a topic injection): 422", "Done: 2 signed webhooks"} {
 		if !strings.Contains(string(out), want) {
 			t.Fatalf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// `edgehook sign` produces headers a running daemon accepts, and `edgehook
+// verify` tells a valid signature from an altered body.
+func TestSignAndVerify(t *testing.T) {
+	b := mosquittotest.Start(t)
+	rx := newSink(t)
+	dir := t.TempDir()
+	listen := fmt.Sprintf("127.0.0.1:%d", mosquittotest.FreePort(t))
+	secretFile := filepath.Join(dir, "heating.secret")
+	os.WriteFile(secretFile, []byte("whsec_c2lnbi1hbmQtdmVyaWZ5LXRlc3Q=\n"), 0o600)
+	cfg := writeConfig(t, dir, daemonConfig(filepath.Join(dir, "store"), b.URL(), listen, rx.srv.URL, forwardRule)+fmt.Sprintf(`
+[[inbound]]
+name = "heating"
+path = "/hooks/heating"
+secret_file = %q
+topic = "home/heating/{{ .zone }}/set"
+allow_topics = ["home/heating/+/set"]
+payload = "{{ .mode }}"
+`, secretFile))
+	start(t, cfg, listen)
+	body := `{"zone": "living", "mode": "heat"}`
+	sign := exec.Command(binary, "sign", "-c", cfg, "--route", "heating")
+	sign.Stdin = strings.NewReader(body)
+	out, err := sign.Output()
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	headersFile := filepath.Join(dir, "headers")
+	os.WriteFile(headersFile, out, 0o600)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+listen+"/hooks/heating", strings.NewReader(body))
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the daemon answered %d to a request signed by `edgehook sign`", resp.StatusCode)
+	}
+	verify := func(body string) (int, string) {
+		cmd := exec.Command(binary, "verify", "--secret-file", secretFile, "--headers-file", headersFile)
+		cmd.Stdin = strings.NewReader(body)
+		out, _ := cmd.Output()
+		return cmd.ProcessState.ExitCode(), strings.TrimSpace(string(out))
+	}
+	if code, out := verify(body); code != 0 || out != "valid" {
+		t.Fatalf("verify: %d %q", code, out)
+	}
+	if code, out := verify(strings.Replace(body, "heat", "cool", 1)); code != 1 || !strings.HasPrefix(out, "invalid") {
+		t.Fatalf("verify of an altered body: %d %q", code, out)
 	}
 }

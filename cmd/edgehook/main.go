@@ -49,6 +49,10 @@ Usage:
   edgehook run -c FILE          run the daemon in the foreground
   edgehook check -c FILE        validate the config and every rule file (exit 78 if invalid)
   edgehook demo                 the whole loop on an embedded broker, narrated
+  edgehook sign   [--secret-file F | -c FILE --route NAME] [--curl URL] < body
+                                print the headers (or a curl command) that sign a body
+  edgehook verify [--secret-file F | -c FILE --route NAME] -H 'webhook-id: …' … < body
+                                check a signature: prints valid (exit 0) or invalid (exit 1)
   edgehook version              version, commit, Go version, platform
 
 Global flags (anywhere on the line):
@@ -79,6 +83,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return e.cmdCheck(cargs)
 	case "demo":
 		return e.cmdDemo(ctx, cargs)
+	case "sign":
+		return e.cmdSign(cargs)
+	case "verify":
+		return e.cmdVerify(cargs)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 		return exitOK
