@@ -12,7 +12,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -45,6 +49,7 @@ var (
 	sync_       = flag.String("sync", "fsync", "edgehook store.sync")
 	outDir      = flag.String("out", "bench/out", "where results.md goes")
 	only        = flag.String("only", "", "run only this bridge (edgehook or baseline)")
+	nInbound    = flag.Int("inbound", 5000, "signed inbound requests in the inbound run (0 skips it)")
 	ehBin       = flag.String("edgehook-bin", "", "measure this edgehook binary instead of building ./cmd/edgehook (A/B comparisons)")
 )
 
@@ -68,6 +73,10 @@ type result struct {
 	peakBacklog          int
 	throughputLost       int
 	latencyLost, cpuLost int
+	// inbound (edgehook only)
+	inRate                 float64 // requests/s, request → PUBACK → 200
+	inP50, inP99           time.Duration
+	cpuBadSig, cpuOversize float64 // CPU µs per rejected request
 }
 
 func run() error {
@@ -134,6 +143,7 @@ type bridgeProc struct {
 	pid        int
 	done       chan struct{}
 	metricsURL string // edgehook only
+	httpAddr   string // edgehook only
 }
 
 func startBridge(name, bin, work, brokerURL, rxURL string) (*bridgeProc, error) {
@@ -177,7 +187,16 @@ value = "v"
 below = 1000000.0
 level = true
 endpoints = ["rx"]
-`, brokerURL, time.Now().UnixNano(), listen, dir, *sync_, rxURL, topic)
+
+[[inbound]]
+name = "cmd"
+path = "/hooks/cmd"
+secret = %q
+rate = 0.0
+topic = "bench/cmd/{{ .zone }}/set"
+allow_topics = ["bench/cmd/+/set"]
+payload = "{{ .mode }}"
+`, brokerURL, time.Now().UnixNano(), listen, dir, *sync_, rxURL, topic, inboundSecret)
 		path := filepath.Join(dir, "edgehook.toml")
 		if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 			return nil, err
@@ -205,7 +224,8 @@ endpoints = ["rx"]
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &bridgeProc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), metricsURL: metricsURL}
+	p := &bridgeProc{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), metricsURL: metricsURL,
+		httpAddr: strings.TrimSuffix(strings.TrimPrefix(metricsURL, "http://"), "/metrics")}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
@@ -326,6 +346,11 @@ func measure(name, bin, work, brokerURL string, rx *receiver, pub *publisher) (r
 	r.cpuPer100k = (procCPU(p.pid) - cpu0) * 100000 / float64(*nCPU)
 	r.cpuLost = fires - rx.got()
 	r.peakRSS = procStatus(p.pid, "VmHWM")
+	if name == "edgehook" && *nInbound > 0 {
+		if err := measureInbound(p, &r); err != nil {
+			return r, err
+		}
+	}
 	if name == "edgehook" {
 		matches, _ := filepath.Glob(filepath.Join(work, "edgehook-*", "edgehook.db"))
 		for _, m := range matches {
@@ -598,6 +623,11 @@ func format(rs []result, sizes map[string]int64) string {
 	fmt.Fprintf(&b, "| latency p50 at %d msg/s | %s | %s | |\n", *rate, ms(base.p50), ms(eh.p50))
 	fmt.Fprintf(&b, "| latency p99 at %d msg/s | %s | %s | |\n", *rate, ms(base.p99), ms(eh.p99))
 	fmt.Fprintf(&b, "| latency max at %d msg/s | %s | %s | |\n", *rate, ms(base.pmax), ms(eh.pmax))
+	if eh.inRate > 0 {
+		fmt.Fprintf(&b, "| inbound: signed requests/s (request → PUBACK → 200, 8 clients) | | %.0f | |\n", eh.inRate)
+		fmt.Fprintf(&b, "| inbound: latency p50 / p99 | | %s / %s | |\n", ms(eh.inP50), ms(eh.inP99))
+		fmt.Fprintf(&b, "| inbound: CPU per rejected request, bad signature / oversized body | | %.0f / %.0f µs | |\n", eh.cpuBadSig, eh.cpuOversize)
+	}
 	fmt.Fprintf(&b, "| CPU s per 100k msgs (1%% fire) | %.2f | %.2f | %s |\n", base.cpuPer100k, eh.cpuPer100k, ratio(eh.cpuPer100k, base.cpuPer100k))
 	fmt.Fprintf(&b, "| idle RSS | %.1f MiB | %.1f MiB | |\n", float64(base.idleRSS)/1024, float64(eh.idleRSS)/1024)
 	fmt.Fprintf(&b, "| peak RSS (VmHWM) | %.1f MiB | %.1f MiB | |\n", float64(base.peakRSS)/1024, float64(eh.peakRSS)/1024)
@@ -607,4 +637,98 @@ func format(rs []result, sizes map[string]int64) string {
 		fmt.Fprintf(&b, "| edgehook binary %s, static, stripped | | %.1f MiB | |\n", k, float64(sizes[k])/(1<<20))
 	}
 	return b.String()
+}
+
+const inboundSecret = "whsec_YmVuY2gtaW5ib3VuZC1zZWNyZXQ="
+
+// measureInbound sends signed inbound requests from 8 clients and measures
+// requests/s and latency (each answered after the broker's PUBACK), then the
+// daemon's CPU per request it rejects for a bad signature or an oversized body.
+func measureInbound(p *bridgeProc, r *result) error {
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(inboundSecret, "whsec_"))
+	url := "http://" + p.httpAddr + "/hooks/cmd"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 10 * time.Second}
+	send := func(id string, body []byte, sign bool, contentLength int64) (int, error) {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		if contentLength >= 0 {
+			req.ContentLength = contentLength
+		}
+		now := time.Now()
+		ts := strconv.FormatInt(now.Unix(), 10)
+		req.Header.Set("webhook-id", id)
+		req.Header.Set("webhook-timestamp", ts)
+		sig := "v1," + strings.Repeat("A", 43) + "="
+		if sign {
+			m := hmac.New(sha256.New, key)
+			m.Write([]byte(id + "." + ts + "."))
+			m.Write(body)
+			sig = "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+		}
+		req.Header.Set("webhook-signature", sig)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	run := func(n int, f func(i int) (int, error), want int) ([]time.Duration, time.Duration, error) {
+		var mu sync.Mutex
+		lat := make([]time.Duration, 0, n)
+		var next atomic.Int64
+		var firstErr error
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= n {
+						return
+					}
+					t0 := time.Now()
+					code, err := f(i)
+					d := time.Since(t0)
+					mu.Lock()
+					if (err != nil || code != want) && firstErr == nil {
+						firstErr = fmt.Errorf("request %d: status %d, err %v", i, code, err)
+					}
+					lat = append(lat, d)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		return lat, time.Since(start), firstErr
+	}
+	body := []byte(`{"zone": "living", "mode": "heat"}`)
+	lat, took, err := run(*nInbound, func(i int) (int, error) {
+		return send(fmt.Sprintf("msg_%d_%d", time.Now().UnixNano(), i), body, true, -1)
+	}, 200)
+	if err != nil {
+		return err
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	r.inRate = float64(len(lat)) / took.Seconds()
+	r.inP50, r.inP99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	fmt.Printf("edgehook: inbound %d signed requests in %v: %.0f req/s, p50 %v p99 %v\n", len(lat), took.Round(time.Millisecond), r.inRate, r.inP50, r.inP99)
+
+	const nReject = 20000
+	cpu0 := procCPU(p.pid)
+	if _, _, err := run(nReject, func(i int) (int, error) { return send(fmt.Sprintf("bad_%d", i), body, false, -1) }, 401); err != nil {
+		return err
+	}
+	cpu1 := procCPU(p.pid)
+	big := bytes.Repeat([]byte("x"), 100<<10) // over the default 64KiB max_body
+	if _, _, err := run(nReject, func(i int) (int, error) { return send(fmt.Sprintf("big_%d", i), big, true, int64(len(big))) }, 413); err != nil {
+		return err
+	}
+	cpu2 := procCPU(p.pid)
+	r.cpuBadSig = (cpu1 - cpu0) * 1e6 / nReject
+	r.cpuOversize = (cpu2 - cpu1) * 1e6 / nReject
+	fmt.Printf("edgehook: daemon CPU per rejected request: bad signature %.0f µs, oversized body %.0f µs (HTTP server included)\n", r.cpuBadSig, r.cpuOversize)
+	return nil
 }
