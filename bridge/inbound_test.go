@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/edgehook/edgehook/bridge/mosquittotest"
 )
 
@@ -491,5 +493,83 @@ func TestInboundHTTPS(t *testing.T) {
 		if resp.StatusCode < 400 {
 			t.Fatalf("plain HTTP to the HTTPS listener answered %d", resp.StatusCode)
 		}
+	}
+}
+
+// X-Forwarded-For is believed only from trusted_proxies, read from the right.
+func TestClientIP(t *testing.T) {
+	b := &Bridge{}
+	for _, p := range []string{"127.0.0.1", "10.9.0.0/16"} {
+		prefix, _ := parsePrefix(p)
+		b.trusted = append(b.trusted, prefix)
+	}
+	tests := []struct {
+		remote, xff, want string
+	}{
+		{"192.0.2.7:1234", "10.0.0.1", "192.0.2.7"},                // untrusted peer: XFF ignored
+		{"127.0.0.1:1234", "", "127.0.0.1"},                        // trusted peer, no XFF
+		{"127.0.0.1:1234", "10.0.0.1", "10.0.0.1"},                 // trusted proxy says who the client is
+		{"127.0.0.1:1234", "10.0.0.1, 203.0.113.5", "203.0.113.5"}, // a spoofed left-most entry is not believed
+		{"127.0.0.1:1234", "203.0.113.5, 10.9.1.1", "203.0.113.5"}, // skip trusted hops from the right
+		{"127.0.0.1:1234", "garbage, 10.9.1.1", "10.9.1.1"},        // stop at garbage
+		{"[::ffff:127.0.0.1]:1", "10.0.0.2", "10.0.0.2"},           // IPv4-mapped peer
+	}
+	for _, tt := range tests {
+		r := &http.Request{RemoteAddr: tt.remote, Header: http.Header{}}
+		if tt.xff != "" {
+			r.Header.Set("X-Forwarded-For", tt.xff)
+		}
+		if got := b.clientIP(r).String(); got != tt.want {
+			t.Errorf("remote %s XFF %q: client %s, want %s", tt.remote, tt.xff, got, tt.want)
+		}
+	}
+}
+
+// End to end: allow_ips checks the client named by a trusted proxy, and an
+// untrusted peer cannot claim an allowed address.
+func TestInboundTrustedProxy(t *testing.T) {
+	b := startBroker(t)
+	rx := newReceiver(t)
+	mk := func(trusted string) *daemon {
+		cfg := testConfig(t.TempDir(), b.URL(), rx.URL(), coldRule+inboundRoutes)
+		cfg = strings.Replace(cfg, "[http]\n", "[http]\ntrusted_proxies = ["+trusted+"]\n", 1)
+		cfg = strings.Replace(cfg, "edgehook-under-test", "edgehook-proxy-"+fmt.Sprint(len(trusted)), 1)
+		return startDaemon(t, cfg)
+	}
+	viaProxy := http.Header{"X-Forwarded-For": {"10.1.2.3"}}
+	if code, ans, _ := post(t, mk(`"127.0.0.1"`).httpURL+"/hooks/lan", viaProxy, []byte(`{}`)); code != 200 {
+		t.Fatalf("client 10.1.2.3 through a trusted proxy: %d %v", code, ans)
+	}
+	if code, _, _ := post(t, mk(``).httpURL+"/hooks/lan", viaProxy, []byte(`{}`)); code != 403 {
+		t.Fatalf("an untrusted peer claiming 10.1.2.3: %d", code)
+	}
+}
+
+// retain = true publishes a retained command: a subscriber that arrives later gets it.
+func TestInboundRetain(t *testing.T) {
+	b := startBroker(t)
+	rx := newReceiver(t)
+	routes := strings.Replace(inboundRoutes, `topic = "home/gh/set"`, "topic = \"home/gh/set\"\nretain = true\nqos = 0", 1)
+	d := startDaemon(t, testConfig(t.TempDir(), b.URL(), rx.URL(), coldRule+routes))
+	body := []byte(`{"x": 1}`)
+	mac := hmac.New(sha256.New, []byte("gh-secret"))
+	mac.Write(body)
+	if code, ans, _ := post(t, d.httpURL+"/hooks/github", http.Header{"X-Hub-Signature-256": {"sha256=" + hex.EncodeToString(mac.Sum(nil))}}, body); code != 200 {
+		t.Fatalf("%d %v", code, ans)
+	}
+	got := make(chan string, 1)
+	c := newAuthPublisher(t, b.URL(), "", "")
+	c.c.Subscribe("home/gh/set", 1, func(_ paho.Client, m paho.Message) {
+		if m.Retained() {
+			got <- string(m.Payload())
+		}
+	})
+	select {
+	case p := <-got:
+		if p != string(body) {
+			t.Fatalf("retained payload %q", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no retained command")
 	}
 }
