@@ -63,6 +63,7 @@ type Bridge struct {
 	replay     *replayCache
 	trusted    []netip.Prefix
 	timeouts   httpTimeouts
+	pubWait    time.Duration // how long a publish may wait for its PUBACK
 	outboxFull atomic.Bool // ingest has paused: store.max_bytes reached
 	stopping   atomic.Bool // Run is shutting down
 }
@@ -78,7 +79,7 @@ func New(cfg *Config, set *rules.Set, log *slog.Logger, v Version) *Bridge {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Bridge{cfg: cfg, set: set, log: log, version: v, now: time.Now, m: newMetricSet(), timeouts: defaultHTTPTimeouts}
+	return &Bridge{cfg: cfg, set: set, log: log, version: v, now: time.Now, m: newMetricSet(), timeouts: defaultHTTPTimeouts, pubWait: publishTimeout}
 }
 
 // Run starts everything, serves until ctx ends, then shuts down in order: the
@@ -237,6 +238,15 @@ func (b *Bridge) setupDeliverers() error {
 		}
 		b.deliverers[ep.Name] = newDeliverer(ep.Name, send, ep.Concurrency, ep.Rate, ep.MaxAge, b.store, b.retired.add, b.flushRetired, b.log, b.m, b.now)
 	}
+	// MQTT publish actions ([[rule.publish]]) go through the same outbox and
+	// retries; they count as delivered once the broker acknowledges them.
+	publish := func(ctx context.Context, j *queue.Job) error {
+		ctx, cancel := context.WithTimeout(ctx, b.pubWait)
+		defer cancel()
+		return b.pub.Publish(ctx, j.Topic, j.QoS, j.Retain, j.Body)
+	}
+	b.deliverers[queue.PublishTarget] = newDeliverer(queue.PublishTarget, publish, 4, 0, 24*time.Hour, b.store,
+		b.retired.add, b.flushRetired, b.log, b.m, b.now)
 	return nil
 }
 
@@ -304,7 +314,7 @@ func (b *Bridge) restore(brokerURL string) error {
 	sort.Strings(targets)
 	now := b.now()
 	for _, t := range targets {
-		if _, ok := b.deliverers[t]; ok || t == queue.PublishTarget {
+		if _, ok := b.deliverers[t]; ok {
 			continue
 		}
 		var orphans []*queue.Job

@@ -237,7 +237,7 @@ func (b *Bridge) inbound(w http.ResponseWriter, r *http.Request) (*route, *inbou
 	if err != nil {
 		return rt, nil, err
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), publishTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), b.pubWait)
 	defer cancel()
 	err = b.pub.Publish(ctx, topic, byte(in.QoS), in.Retain, payload)
 	switch {
@@ -246,7 +246,7 @@ func (b *Bridge) inbound(w http.ResponseWriter, r *http.Request) (*route, *inbou
 		e.retryAfter = retryAfter503
 		return rt, nil, e
 	case err != nil:
-		e := reject(http.StatusServiceUnavailable, "the broker did not acknowledge the publish within %v", publishTimeout)
+		e := reject(http.StatusServiceUnavailable, "the broker did not acknowledge the publish within %v", b.pubWait)
 		e.retryAfter = retryAfter503
 		return rt, nil, e
 	}

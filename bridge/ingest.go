@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/edgehook/edgehook/bridge/mqtt"
@@ -17,6 +19,12 @@ const (
 	// inflight window), so an older mark for a reused packet id is stale.
 	markWindow = 32768
 )
+
+// staleGrace is how long after (re)connecting stale timers wait for the
+// messages the broker kept for us.
+const staleGrace = 2 * time.Second
+
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // markTable holds, per MQTT packet id, the last message committed under it:
 // a hash of its topic and payload and the message counter at that time (0:
@@ -52,11 +60,22 @@ func (b *Bridge) ingest(ctx context.Context) {
 		<-ackerDone
 	}()
 	msgs := b.mq.Messages()
+	connected := false
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	poll := time.NewTicker(time.Second)
 	defer poll.Stop()
 	for {
+		// Silence means nothing while we are not connected, nor just after we
+		// reconnect and the broker hands over what it kept: hold stale timers.
+		if now := b.mq.Connected(); now != connected {
+			connected = now
+			if connected {
+				b.engine.HoldStale(b.now().Add(staleGrace))
+			} else {
+				b.engine.HoldStale(farFuture)
+			}
+		}
 		in := msgs
 		if b.checkOutboxFull() {
 			in = nil // back-pressure: the broker keeps the messages while the outbox is full
@@ -191,7 +210,9 @@ func (b *Bridge) take(bt *batch, m mqtt.Message) {
 	}
 }
 
-// collect turns an evaluation result into jobs: one per endpoint of the rule.
+// collect turns an evaluation result into jobs: one webhook per endpoint of
+// the rule, and one MQTT publish per [[rule.publish]] action. A body or topic
+// template that fails to render makes that job a dead letter, with the reason.
 func (b *Bridge) collect(bt *batch, res rules.Result) {
 	rm := b.m.forRule(res.Rule.Name)
 	rm.evaluated.Inc()
@@ -205,14 +226,95 @@ func (b *Bridge) collect(bt *batch, res rules.Result) {
 		rm.resolved.Inc()
 	}
 	b.log.Debug("rule decided", "rule", res.Rule.Name, "series", res.Series, "event", typ, "why", res.Outcome.Why.String())
-	for _, ep := range res.Rule.Endpoints {
-		ev := event{ID: newID(b.now()), Type: typ, Rule: res.Rule, Series: res.Series, Topic: res.Topic,
-			At: res.Outcome.At, Value: res.Value, HasValue: res.HasValue, Payload: res.Payload}
-		j := &queue.Job{Seq: b.store.NextSeq(), Target: ep, ID: ev.ID, Series: res.Series, Rule: res.Rule.Name,
-			Type: typ, Created: res.Outcome.At, Body: envelope(&ev)}
+	r := res.Rule
+	var data *rules.EventData // built once, for templates
+	eventData := func(id string) *rules.EventData {
+		if data == nil {
+			data = templateData(res, typ)
+		}
+		d := *data
+		d.ID = id
+		return &d
+	}
+	for _, ep := range r.Endpoints {
+		id := newID(b.now())
+		j := &queue.Job{Seq: b.store.NextSeq(), Target: ep, ID: id, Series: res.Series, Rule: r.Name, Type: typ, Created: res.Outcome.At}
+		if r.Body == nil {
+			j.Body = envelope(&event{ID: id, Type: typ, Rule: r, Series: res.Series, Topic: res.Topic,
+				At: res.Outcome.At, Value: res.Value, HasValue: res.HasValue, Payload: res.Payload})
+		} else if body, err := r.Body.Render(eventData(id)); err != nil {
+			b.deadOnArrival(bt, j, "body template failed: "+err.Error())
+			continue
+		} else if !json.Valid(body) {
+			j.Body = body
+			b.deadOnArrival(bt, j, "body template did not produce valid JSON")
+			continue
+		} else {
+			j.Body = body
+		}
 		bt.q.Put = append(bt.q.Put, j)
 		bt.jobs = append(bt.jobs, j)
 	}
+	for _, a := range r.Publish {
+		tpl := a.Payload
+		if res.Outcome.Event == rules.Resolved {
+			if tpl = a.ResolvedPayload; tpl == nil {
+				continue // no resolved_payload: nothing to publish on resolve
+			}
+		}
+		j := &queue.Job{Seq: b.store.NextSeq(), Target: queue.PublishTarget, ID: newID(b.now()), Series: res.Series,
+			Rule: r.Name, Type: typ, Created: res.Outcome.At, QoS: a.QoS, Retain: a.Retain}
+		d := eventData("")
+		topic, err := a.Topic.Render(d)
+		switch {
+		case err != nil:
+			b.deadOnArrival(bt, j, "publish topic template failed: "+err.Error())
+			continue
+		case rules.CheckPublishTopic(string(topic), false) != nil:
+			j.Topic = string(topic)
+			b.deadOnArrival(bt, j, fmt.Sprintf("publish topic %q: %v", clipTopic(string(topic)), rules.CheckPublishTopic(string(topic), false)))
+			continue
+		}
+		j.Topic = string(topic)
+		if tpl == nil {
+			j.Body = res.Payload
+		} else if j.Body, err = tpl.Render(d); err != nil {
+			b.deadOnArrival(bt, j, "publish payload template failed: "+err.Error())
+			continue
+		}
+		bt.q.Put = append(bt.q.Put, j)
+		bt.jobs = append(bt.jobs, j)
+	}
+}
+
+// deadOnArrival records a job that can never be delivered as a dead letter.
+func (b *Bridge) deadOnArrival(bt *batch, j *queue.Job, reason string) {
+	j.Reason, j.DeadAt = reason, b.now()
+	bt.q.Dead = append(bt.q.Dead, j)
+	b.log.Warn("event dead-lettered", "rule", j.Rule, "endpoint", j.Target, "reason", reason)
+	if d := b.deliverers[j.Target]; d != nil {
+		d.m.dead.Inc()
+	}
+}
+
+// templateData is what body and publish templates see.
+func templateData(res rules.Result, typ string) *rules.EventData {
+	d := &rules.EventData{Type: typ, Rule: res.Rule.Name, Condition: res.Rule.Cond.String(), Topic: res.Topic,
+		Series: res.Series, At: res.Outcome.At}
+	if res.HasValue {
+		d.Value = res.Value
+	}
+	switch res.Rule.Cond {
+	case rules.Below, rules.Above, rules.Drop, rules.Rise:
+		d.Threshold = res.Rule.Threshold
+	}
+	var parsed any
+	if json.Unmarshal(res.Payload, &parsed) == nil {
+		d.Payload = parsed
+	} else {
+		d.Payload = string(res.Payload)
+	}
+	return d
 }
 
 // checkOutboxFull reports whether the outbox has reached store.max_bytes, and

@@ -2,7 +2,9 @@ package rules
 
 import (
 	"container/heap"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // SeriesKey names the state of one rule for one series.
@@ -20,8 +22,16 @@ type Result struct {
 	Value    float64
 	HasValue bool
 	Payload  []byte
-	Reject   Reject // not OK: this rule could not read a value from the payload
+	Reject   Reject // not OK: this rule could not read the payload
+	Detail   string // for a rejected `when` expression: expr's message
 }
+
+// MaxSeriesPerRule bounds the series one rule tracks: a `key` or a `+`
+// filter fed by a hostile or broken publisher cannot grow memory without end.
+const MaxSeriesPerRule = 10_000
+
+// maxKeyLen bounds a `key` value.
+const maxKeyLen = 256
 
 // Engine evaluates messages against a Set: it matches topics, extracts values,
 // keeps every series' State and the pending timers. It is pure (time comes in as
@@ -30,10 +40,12 @@ type Result struct {
 type Engine struct {
 	set    *Set
 	states map[SeriesKey]*State
+	count  map[string]int // series per rule
 	timers timerHeap
 	dirty  map[SeriesKey]struct{}
 	match  map[string][]*Rule // topic → matching rules; reset when it grows large
 	buf    []*Rule
+	hold   time.Time // stale timers do not fire before this
 }
 
 // maxMatchCache bounds the topic→rules cache.
@@ -44,6 +56,7 @@ func NewEngine(set *Set) *Engine {
 	return &Engine{
 		set:    set,
 		states: map[SeriesKey]*State{},
+		count:  map[string]int{},
 		dirty:  map[SeriesKey]struct{}{},
 		match:  map[string][]*Rule{},
 	}
@@ -60,6 +73,9 @@ func (e *Engine) Restore(k SeriesKey, st State) {
 		return
 	}
 	s := st
+	if e.states[k] == nil {
+		e.count[k.Rule]++
+	}
 	e.states[k] = &s
 	e.schedule(r, k, &s)
 }
@@ -71,6 +87,23 @@ func (e *Engine) State(k SeriesKey) *State { return e.states[k] }
 func (e *Engine) States(fn func(SeriesKey, *State)) {
 	for k, s := range e.states {
 		fn(k, s)
+	}
+}
+
+// HoldStale keeps `stale` timers from firing before until: while the broker
+// connection is down, or just after it comes back and queued messages are
+// still arriving, silence says nothing about the sensors. A zero until
+// releases the hold.
+func (e *Engine) HoldStale(until time.Time) {
+	if until.Equal(e.hold) {
+		return
+	}
+	e.hold = until
+	for k, st := range e.states {
+		if r := e.set.Rule(k.Rule); r != nil && r.Cond == Stale {
+			st.scheduled = time.Time{}
+			e.schedule(r, k, st)
+		}
 	}
 }
 
@@ -88,34 +121,110 @@ func (e *Engine) Feed(topic string, payload []byte, at time.Time, fn func(Result
 		}
 		e.match[topic] = rs
 	}
+	var fields map[string]any // parsed once, for `when` rules
+	fieldsRej := Reject(255)
 	for _, r := range rs {
-		e.eval(r, topic, payload, at, fn)
+		res := Result{Rule: r, Series: topic, Topic: topic, Payload: payload}
+		if !r.Key.IsZero() {
+			k, rej := keyValue(payload, r.Key)
+			if rej != OK {
+				res.Reject = rej
+				fn(res)
+				continue
+			}
+			res.Series = topic + "[" + k + "]"
+		}
+		in := Reading{Topic: topic, At: at, Payload: payload}
+		switch r.Cond {
+		case Below, Above, Drop, Rise:
+			v, rej := Extract(payload, r.Value)
+			if rej != OK {
+				res.Reject = rej
+				fn(res)
+				continue
+			}
+			in.Value, in.HasValue = v, true
+		case When:
+			if fieldsRej == 255 {
+				fields, fieldsRej = payloadFields(payload)
+			}
+			if fieldsRej != OK {
+				res.Reject = fieldsRej
+				fn(res)
+				continue
+			}
+			truth, err := r.evalExpr(fields)
+			if err != nil {
+				res.Reject, res.Detail = ExprError, err.Error()
+				fn(res)
+				continue
+			}
+			in.Truth = truth
+			if v, rej := Extract(payload, r.Value); rej == OK && !r.Value.IsZero() {
+				in.Value, in.HasValue = v, true
+			}
+		case Stale, Forward:
+			v, rej := Extract(payload, r.Value)
+			switch {
+			case rej == OK:
+				in.Value, in.HasValue = v, true
+			case !r.Value.IsZero() || rej == InvalidUTF8:
+				res.Reject = rej // a value was asked for, or the payload cannot go into JSON
+				fn(res)
+				continue
+			}
+		}
+		res.Value, res.HasValue = in.Value, in.HasValue
+		k := SeriesKey{Rule: r.Name, Series: res.Series}
+		st := e.states[k]
+		if st == nil {
+			if e.count[r.Name] >= MaxSeriesPerRule {
+				res.Reject = TooManySeries
+				fn(res)
+				continue
+			}
+			st = &State{}
+			e.states[k] = st
+			e.count[r.Name]++
+		}
+		res.Outcome = r.Eval(st, in)
+		e.dirty[k] = struct{}{}
+		e.schedule(r, k, st)
+		fn(res)
 	}
 }
 
-func (e *Engine) eval(r *Rule, topic string, payload []byte, at time.Time, fn func(Result)) {
-	res := Result{Rule: r, Series: topic, Topic: topic, Payload: payload}
-	v, rej := Extract(payload, r.Value)
-	if rej != OK {
-		if r.Cond != Forward || !r.Value.IsZero() {
-			res.Reject = rej
-			fn(res)
-			return
+// keyValue reads a `key`: a JSON string (without quotes) or number, at most
+// maxKeyLen bytes of valid UTF-8.
+func keyValue(payload []byte, p Path) (string, Reject) {
+	raw := ValueAt(payload, p)
+	if len(raw) == 0 {
+		if !utf8.Valid(payload) {
+			return "", InvalidUTF8
 		}
-		rej = OK // forward without a value path: any payload is forwarded
-	} else {
-		res.Value, res.HasValue = v, true
+		return "", Missing
 	}
-	k := SeriesKey{Rule: r.Name, Series: res.Series}
-	st := e.states[k]
-	if st == nil {
-		st = &State{}
-		e.states[k] = st
+	var k string
+	switch c := raw[0]; {
+	case c == '"':
+		s, err := strconv.Unquote(string(raw))
+		if err != nil {
+			// JSON escapes that Go's Unquote does not know (\/): decode as JSON.
+			var ok bool
+			if s, ok = unquoteJSON(raw); !ok {
+				return "", Malformed
+			}
+		}
+		k = s
+	case c == '-' || (c >= '0' && c <= '9'):
+		k = string(raw)
+	default:
+		return "", NotNumber
 	}
-	res.Outcome = r.Eval(st, Reading{Topic: topic, Value: v, HasValue: res.HasValue, At: at, Payload: payload})
-	e.dirty[k] = struct{}{}
-	e.schedule(r, k, st)
-	fn(res)
+	if k == "" || len(k) > maxKeyLen || !utf8.ValidString(k) {
+		return "", Missing
+	}
+	return k, OK
 }
 
 // NextDeadline returns the earliest pending timer, or false when none is pending.
@@ -139,11 +248,12 @@ func (e *Engine) Advance(now time.Time, fn func(Result)) {
 			continue
 		}
 		r, st := e.set.Rule(t.key.Rule), e.states[t.key]
+		st.scheduled = time.Time{}
 		out := r.Tick(st, now)
 		e.dirty[t.key] = struct{}{}
 		e.schedule(r, t.key, st)
 		fn(Result{Rule: r, Series: t.key.Series, Topic: st.LastTopic, Outcome: out,
-			Value: st.Last, HasValue: true, Payload: st.LastPayload})
+			Value: st.Last, HasValue: st.HasLast, Payload: st.LastPayload})
 	}
 }
 
@@ -168,6 +278,7 @@ func (e *Engine) Swap(set *Set) []SeriesKey {
 			dropped = append(dropped, k)
 			delete(e.states, k)
 			delete(e.dirty, k)
+			e.count[k.Rule]--
 		}
 	}
 	e.set = set
@@ -180,8 +291,17 @@ func (e *Engine) Swap(set *Set) []SeriesKey {
 	return dropped
 }
 
+// due is a series' deadline with the stale hold applied.
+func (e *Engine) due(r *Rule, st *State) time.Time {
+	d := r.Deadline(st)
+	if r.Cond == Stale && !d.IsZero() && d.Before(e.hold) {
+		return e.hold
+	}
+	return d
+}
+
 func (e *Engine) schedule(r *Rule, k SeriesKey, st *State) {
-	if d := r.Deadline(st); !d.IsZero() && !d.Equal(st.scheduled) {
+	if d := e.due(r, st); !d.IsZero() && !d.Equal(st.scheduled) {
 		st.scheduled = d
 		heap.Push(&e.timers, timer{at: d, key: k})
 	}
@@ -191,7 +311,7 @@ func (e *Engine) schedule(r *Rule, k SeriesKey, st *State) {
 // (entries are not removed when a deadline changes; stale ones are skipped).
 func (e *Engine) valid(t timer) bool {
 	r, st := e.set.Rule(t.key.Rule), e.states[t.key]
-	return r != nil && st != nil && r.Deadline(st).Equal(t.at)
+	return r != nil && st != nil && e.due(r, st).Equal(t.at)
 }
 
 type timer struct {

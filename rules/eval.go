@@ -8,9 +8,10 @@ import (
 type Reading struct {
 	Topic    string
 	Value    float64
-	HasValue bool // false only for forward rules whose payload is not a number
+	HasValue bool // false when the rule has no number to read (forward, stale, when)
 	At       time.Time
 	Payload  []byte // the raw MQTT payload; referenced by State, never modified
+	Truth    bool   // when: the expression's result (the Engine computes it)
 }
 
 // State is the memory of one rule for one series. Its zero value is ready for
@@ -19,8 +20,9 @@ type State struct {
 	Seen      bool      // a valid reading has been seen
 	Active    bool      // the condition is established (crossed and not yet cleared)
 	Fired     bool      // this active period produced a Fired outcome (so a clear may resolve)
-	Held      bool      // the current breach run has lasted at least For
-	Since     time.Time // start of the current uninterrupted breach run; zero if not breaching
+	Held      bool      // the current run of the condition has lasted at least For
+	HasLast   bool      // Last is a number
+	Since     time.Time // start of the current uninterrupted run of the condition; zero if it does not hold
 	LastFired time.Time // for cooldown
 	LastAt    time.Time // time of the last valid reading
 	Last      float64   // the last valid value
@@ -28,6 +30,8 @@ type State struct {
 	// LastPayload is the payload of the last valid reading, referenced (not copied)
 	// so that a timer firing can report it.
 	LastPayload []byte
+	// Window holds the drop/rise samples that can still be the window's extreme.
+	Window []Sample
 
 	scheduled time.Time // the deadline an Engine has queued a timer for
 }
@@ -58,19 +62,32 @@ type Why uint8
 // Reasons. See Explain for the wording.
 const (
 	WhyNone     Why = iota
-	WhyCrossed      // fired: crossed into the condition
-	WhyLevel        // fired: level mode, condition holds
+	WhyCrossed      // fired: the condition became true
+	WhyLevel        // fired: level mode, the condition holds
 	WhyHeld         // fired: the `for` wait ended (timer)
 	WhyForward      // fired: forward rule
 	WhyFirst        // first reading: state set without firing
-	WhyPending      // condition holds, waiting for `for`
-	WhyActive       // condition still holds, already fired
+	WhyPending      // the condition holds, waiting for `for`
+	WhyActive       // the condition still holds, already fired
 	WhyBand         // inside the hysteresis band
-	WhyClear        // condition does not hold
-	WhyResolved     // resolved: cleared past the hysteresis band
+	WhyClear        // the condition does not hold
+	WhyResolved     // resolved: cleared (past the hysteresis band)
 	WhyCleared      // cleared (no resolve event: resolve off, or nothing fired)
-	WhyCooldown     // condition met but suppressed by cooldown
+	WhyCooldown     // the condition was met but the cooldown suppressed the firing
+	WhyStale        // fired: silent for `stale`
+	WhyAlive        // stale rule: a sign of life
 )
+
+var whyNames = [...]string{"", "crossed", "level", "held", "forward", "first", "pending", "active", "band", "clear",
+	"resolved", "cleared", "cooldown", "stale", "alive"}
+
+// String returns a short name for the reason ("crossed", "pending", "cooldown", …).
+func (w Why) String() string {
+	if int(w) < len(whyNames) {
+		return whyNames[w]
+	}
+	return "unknown"
+}
 
 // Outcome is the result of Eval or Tick.
 type Outcome struct {
@@ -79,7 +96,7 @@ type Outcome struct {
 	At    time.Time // the time the outcome refers to: the reading's, or the deadline's for a timer
 }
 
-// breach reports whether v satisfies the threshold condition.
+// breach reports whether v satisfies a below/above threshold.
 func (r *Rule) breach(v float64) bool {
 	if r.Cond == Below {
 		return v < r.Threshold
@@ -98,49 +115,69 @@ func (r *Rule) cleared(v float64) bool {
 // ClearAt returns the value at which an active below/above rule clears.
 func (r *Rule) ClearAt() float64 { return r.clearAt }
 
-// Eval applies one valid reading to the series state. It does no I/O, reads no
-// clock and does not allocate.
+// Eval applies one valid reading to the series state. It does no I/O and
+// reads no clock; on the below/above path it does not allocate.
 func (r *Rule) Eval(st *State, in Reading) Outcome {
 	first := !st.Seen
 	st.Seen = true
 	st.LastAt = in.At
-	st.Last = in.Value
 	st.LastTopic = in.Topic
 	st.LastPayload = in.Payload
+	st.Last, st.HasLast = in.Value, in.HasValue
 
-	if r.Cond == Forward {
+	var holds, clears bool
+	switch r.Cond {
+	case Forward:
 		return r.fire(st, in.At, WhyForward)
+	case Stale:
+		if st.Active {
+			return r.clear(st, in.At) // it reported again
+		}
+		return Outcome{Why: WhyAlive, At: in.At}
+	case Below, Above:
+		holds, clears = r.breach(in.Value), r.cleared(in.Value)
+	case Drop:
+		var max float64
+		st.Window, max = pushWindow(st.Window, Sample{At: in.At, V: in.Value}, r.Within, true)
+		holds = in.Value <= max-r.Threshold
+		clears = !holds
+	case Rise:
+		var min float64
+		st.Window, min = pushWindow(st.Window, Sample{At: in.At, V: in.Value}, r.Within, false)
+		holds = in.Value >= min+r.Threshold
+		clears = !holds
+	case When:
+		holds, clears = in.Truth, !in.Truth
 	}
 
-	b := r.breach(in.Value)
-	if !b {
+	if !holds {
 		st.Since, st.Held = time.Time{}, false
 	} else if st.Since.IsZero() {
 		st.Since, st.Held = in.At, r.For == 0
 	}
-	if b && !st.Held && !in.At.Before(st.Since.Add(r.For)) {
+	if holds && !st.Held && !in.At.Before(st.Since.Add(r.For)) {
 		st.Held = true
 	}
 
 	if st.Active {
 		switch {
-		case r.cleared(in.Value):
+		case clears:
 			return r.clear(st, in.At)
-		case b && r.Level && st.Held:
+		case holds && r.Level && st.Held:
 			return r.fire(st, in.At, WhyLevel)
-		case b && r.Level:
+		case holds && r.Level:
 			return Outcome{Why: WhyPending, At: in.At}
-		case b:
+		case holds:
 			return Outcome{Why: WhyActive, At: in.At}
 		default:
 			return Outcome{Why: WhyBand, At: in.At}
 		}
 	}
 	switch {
-	case !b:
+	case !holds:
 		return Outcome{Why: WhyClear, At: in.At}
 	case first && !r.FireFirst && !r.Level:
-		// No crossing was observed: the series starts out active, silently.
+		// No change was observed: the series starts out active, silently.
 		st.Active, st.Held, st.Fired = true, true, false
 		return Outcome{Why: WhyFirst, At: in.At}
 	case !st.Held:
@@ -156,8 +193,16 @@ func (r *Rule) Eval(st *State, in Reading) Outcome {
 // Deadline returns when Tick must next be called for this series, or the zero
 // time when no timer is pending.
 func (r *Rule) Deadline(st *State) time.Time {
-	if (r.Cond == Below || r.Cond == Above) && r.For > 0 && !st.Active && !st.Since.IsZero() && !st.Held {
-		return st.Since.Add(r.For)
+	switch r.Cond {
+	case Stale:
+		if st.Seen && !st.Active {
+			return st.LastAt.Add(r.StaleFor)
+		}
+	case Forward:
+	default:
+		if r.For > 0 && !st.Active && !st.Since.IsZero() && !st.Held {
+			return st.Since.Add(r.For)
+		}
 	}
 	return time.Time{}
 }
@@ -170,11 +215,11 @@ func (r *Rule) Tick(st *State, now time.Time) Outcome {
 	if d.IsZero() || now.Before(d) {
 		return Outcome{}
 	}
-	st.Held = true
-	if st.Active {
-		return Outcome{Why: WhyActive, At: d}
-	}
 	st.Active, st.Fired = true, false
+	if r.Cond == Stale {
+		return r.fire(st, d, WhyStale)
+	}
+	st.Held = true
 	return r.fire(st, d, WhyHeld)
 }
 
@@ -196,14 +241,4 @@ func (r *Rule) clear(st *State, at time.Time) Outcome {
 		return Outcome{Event: Resolved, Why: WhyResolved, At: at}
 	}
 	return Outcome{Why: WhyCleared, At: at}
-}
-
-var whyNames = [...]string{"", "crossed", "level", "held", "forward", "first", "pending", "active", "band", "clear", "resolved", "cleared", "cooldown"}
-
-// String returns a short name for the reason ("crossed", "pending", "cooldown", …).
-func (w Why) String() string {
-	if int(w) < len(whyNames) {
-		return whyNames[w]
-	}
-	return "unknown"
 }

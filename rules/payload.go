@@ -3,7 +3,6 @@ package rules
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -26,9 +25,12 @@ const (
 	OutOfRange         // a number too large for float64, such as 1e999
 	InvalidUTF8        // the payload is not valid UTF-8
 	TooLarge           // over the configured payload size (checked by the caller)
+	ExprError          // a `when` expression could not be evaluated on this payload
+	TooManySeries      // the rule already tracks MaxSeriesPerRule series
 )
 
-var rejectNames = [...]string{"ok", "malformed", "missing", "not_number", "non_finite", "out_of_range", "invalid_utf8", "too_large"}
+var rejectNames = [...]string{"ok", "malformed", "missing", "not_number", "non_finite", "out_of_range", "invalid_utf8", "too_large",
+	"expression", "too_many_series"}
 
 func (r Reject) String() string {
 	if int(r) < len(rejectNames) {
@@ -39,7 +41,7 @@ func (r Reject) String() string {
 
 // Rejects lists every rejection reason (not OK), for metrics that want all labels up front.
 func Rejects() []Reject {
-	return []Reject{Malformed, Missing, NotNumber, NonFinite, OutOfRange, InvalidUTF8, TooLarge}
+	return []Reject{Malformed, Missing, NotNumber, NonFinite, OutOfRange, InvalidUTF8, TooLarge, ExprError, TooManySeries}
 }
 
 // Path is a compiled JSON path such as "temperature", "sensor.temp" or
@@ -382,5 +384,8 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
-// ErrNoPath is returned by helpers that need a path but got the zero Path.
-var ErrNoPath = errors.New("no JSON path")
+// unquoteJSON decodes a JSON string token.
+func unquoteJSON(raw []byte) (string, bool) {
+	var s string
+	return s, json.Unmarshal(raw, &s) == nil
+}

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/expr-lang/expr/vm"
 )
 
 // Condition is the one condition a rule tests. Its String is the config key and
@@ -74,7 +76,7 @@ type PublishSpec struct {
 type Rule struct {
 	Name      string
 	Filter    Filter
-	Value     Path // zero: the payload is the number
+	Value     Path // zero: the payload is the number (or, for forward/stale/when, anything)
 	Key       Path // zero: one series per topic
 	Cond      Condition
 	Threshold float64 // below/above: the threshold; drop/rise: the amount
@@ -87,21 +89,23 @@ type Rule struct {
 	Resolve   bool
 	FireFirst bool
 	Endpoints []string
+	Body      *Template // nil: the default envelope
 	Publish   []Action
+	Expr      string // when: the expression as written
 
 	// Hash identifies the rule's definition: a reload keeps the state of rules
 	// whose Hash did not change and resets the others.
 	Hash uint64
 
 	clearAt float64 // below: Threshold+Band; above: Threshold-Band
+	prog    *vm.Program
 }
 
 // Action is a validated [[rule.publish]] MQTT action.
 type Action struct {
-	Topic           string
-	Payload         string
-	ResolvedPayload string
-	HasResolved     bool
+	Topic           *Template
+	Payload         *Template // on rule.fired (nil: the event's payload)
+	ResolvedPayload *Template // on rule.resolved (nil: publish nothing then)
 	QoS             byte
 	Retain          bool
 }
@@ -116,6 +120,9 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Key + ": " + e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
+
+// windowCap bounds the samples a drop/rise series keeps (see window.go).
+const windowCap = 1024
 
 // Compile validates a Spec and returns the Rule. Every problem found is returned,
 // each as a *FieldError, joined with errors.Join.
@@ -174,10 +181,19 @@ func Compile(s Spec) (*Rule, error) {
 	}
 	if s.When != nil {
 		setCond(When)
+		r.Expr = *s.When
+		if p, err := compileExpr(*s.When); err != nil {
+			bad("when", "%v", err)
+		} else {
+			r.prog = p
+		}
 	}
 	if s.Stale != nil {
 		setCond(Stale)
 		r.StaleFor = *s.Stale
+		if *s.Stale <= 0 {
+			bad("stale", "must be positive")
+		}
 	}
 	if s.Forward != nil {
 		if !*s.Forward {
@@ -192,14 +208,16 @@ func Compile(s Spec) (*Rule, error) {
 	default:
 		bad(conds[1], "rule has more than one condition (%s); use one rule per condition", strings.Join(conds, ", "))
 	}
-	for _, f := range []*float64{s.Below, s.Above, s.Drop, s.Rise, s.Hysteresis} {
-		if f != nil && (math.IsNaN(*f) || math.IsInf(*f, 0)) {
-			bad("name", "numbers must be finite")
+	for _, f := range []struct {
+		key string
+		v   *float64
+	}{{"below", s.Below}, {"above", s.Above}, {"drop", s.Drop}, {"rise", s.Rise}, {"hysteresis", s.Hysteresis}} {
+		if f.v != nil && (math.IsNaN(*f.v) || math.IsInf(*f.v, 0)) {
+			bad(f.key, "must be a finite number")
 		}
 	}
-	switch r.Cond {
-	case Drop, Rise, When, Stale:
-		bad(r.Cond.String(), "condition %q is not supported yet", r.Cond)
+	if (r.Cond == Drop || r.Cond == Rise) && r.Threshold <= 0 {
+		bad(r.Cond.String(), "must be a positive amount")
 	}
 
 	if s.Hysteresis != nil {
@@ -228,17 +246,29 @@ func Compile(s Spec) (*Rule, error) {
 	r.Level = s.Level != nil && *s.Level
 	r.Resolve = s.Resolve != nil && *s.Resolve
 	r.FireFirst = s.FireOnFirst != nil && *s.FireOnFirst
-	if r.Cond == Forward {
-		for _, k := range []struct {
-			key string
-			set bool
-		}{{"for", s.For != nil}, {"level", s.Level != nil}, {"resolve", s.Resolve != nil}, {"fire_on_first", s.FireOnFirst != nil}} {
-			if k.set {
-				bad(k.key, "does not apply to forward rules (every message is forwarded)")
+
+	// Keys that do not apply to the condition are errors, not silent no-ops.
+	notFor := func(key string, set bool, conds ...Condition) {
+		if !set {
+			return
+		}
+		for _, c := range conds {
+			if r.Cond == c {
+				bad(key, "does not apply to %s rules", c)
+				return
 			}
 		}
 	}
-	if s.Within != nil && r.Cond != Drop && r.Cond != Rise {
+	notFor("for", s.For != nil, Forward, Stale)
+	notFor("level", s.Level != nil, Forward, Stale)
+	notFor("resolve", s.Resolve != nil, Forward)
+	notFor("fire_on_first", s.FireOnFirst != nil, Forward, Stale, Drop, Rise)
+	switch {
+	case (r.Cond == Drop || r.Cond == Rise) && s.Within == nil:
+		bad(r.Cond.String(), "needs within, e.g. within = \"10m\": the trailing window to compare against")
+	case (r.Cond == Drop || r.Cond == Rise) && r.Within <= 0:
+		bad("within", "must be positive")
+	case s.Within != nil && r.Cond != Drop && r.Cond != Rise:
 		bad("within", "only applies to drop and rise")
 	}
 
@@ -253,11 +283,51 @@ func Compile(s Spec) (*Rule, error) {
 		seen[e] = true
 	}
 	if s.Body != nil {
-		bad("body", "body templates are not supported yet")
+		if t, err := ParseTemplate("body", *s.Body); err != nil {
+			bad("body", "template does not compile: %v", err)
+		} else {
+			r.Body = t
+		}
 	}
 	for i, p := range s.Publish {
-		_ = p
-		errs = append(errs, &FieldError{Key: "publish", Index: i, Err: errors.New("[[rule.publish]] actions are not supported yet")})
+		pbad := func(key, format string, args ...any) {
+			errs = append(errs, &FieldError{Key: "publish." + key, Index: i, Err: fmt.Errorf(format, args...)})
+		}
+		a := Action{QoS: 1, Retain: p.Retain}
+		if p.Topic == "" {
+			pbad("topic", "required")
+		} else if t, err := ParseTemplate("topic", p.Topic); err != nil {
+			pbad("topic", "template does not compile: %v", err)
+		} else {
+			a.Topic = t
+			if t.Static() {
+				if err := CheckPublishTopic(p.Topic, false); err != nil {
+					pbad("topic", "%v", err)
+				}
+			}
+		}
+		for _, pl := range []struct {
+			key string
+			src *string
+			dst **Template
+		}{{"payload", p.Payload, &a.Payload}, {"resolved_payload", p.ResolvedPayload, &a.ResolvedPayload}} {
+			if pl.src == nil {
+				continue
+			}
+			if t, err := ParseTemplate(pl.key, *pl.src); err != nil {
+				pbad(pl.key, "template does not compile: %v", err)
+			} else {
+				*pl.dst = t
+			}
+		}
+		if p.QoS != nil {
+			if *p.QoS < 0 || *p.QoS > 2 {
+				pbad("qos", "must be 0, 1 or 2")
+			} else {
+				a.QoS = byte(*p.QoS)
+			}
+		}
+		r.Publish = append(r.Publish, a)
 	}
 	if len(s.Endpoints) == 0 && len(s.Publish) == 0 {
 		bad("endpoints", "rule needs at least one of endpoints or [[rule.publish]]")
@@ -277,8 +347,8 @@ func Compile(s Spec) (*Rule, error) {
 }
 
 // specHash fingerprints everything in a Spec that changes how the rule
-// evaluates. Endpoints and publish actions are excluded: editing where a rule
-// sends its events does not reset its state.
+// evaluates. Endpoints, bodies and publish actions are excluded: editing where
+// and how a rule reports does not reset its state.
 func specHash(s Spec) uint64 {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%q|%q|%q|", s.Topic, s.Value, s.Key)

@@ -74,7 +74,11 @@ func runScenario(t *testing.T, rulesTOML, readings string) string {
 		case res.Reject != OK:
 			fmt.Fprintf(&out, "%v %s %s reject %v\n", now, res.Rule.Name, res.Series, res.Reject)
 		case res.Outcome.Event != None:
-			fmt.Fprintf(&out, "%v %s %s %v value=%s (%v)\n", off, res.Rule.Name, res.Series, res.Outcome.Event, strconv.FormatFloat(res.Value, 'g', -1, 64), res.Outcome.Why)
+			v := "null"
+			if res.HasValue {
+				v = strconv.FormatFloat(res.Value, 'g', -1, 64)
+			}
+			fmt.Fprintf(&out, "%v %s %s %v value=%s (%v)\n", off, res.Rule.Name, res.Series, res.Outcome.Event, v, res.Outcome.Why)
 		}
 	}
 	for i, line := range strings.Split(readings, "\n") {

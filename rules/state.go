@@ -8,7 +8,7 @@ import (
 )
 
 // stateVersion is the first byte of an encoded State.
-const stateVersion = 1
+const stateVersion = 2
 
 // MarshalState encodes st for persistence, tagged with the rule's definition hash
 // so that a changed rule starts from a fresh state. The last payload is kept only
@@ -16,7 +16,7 @@ const stateVersion = 1
 // to keep writes small.
 func MarshalState(r *Rule, st *State) []byte {
 	var flags byte
-	for i, b := range []bool{st.Seen, st.Active, st.Fired, st.Held} {
+	for i, b := range []bool{st.Seen, st.Active, st.Fired, st.Held, st.HasLast} {
 		if b {
 			flags |= 1 << i
 		}
@@ -36,6 +36,11 @@ func MarshalState(r *Rule, st *State) []byte {
 	b = append(b, st.LastTopic...)
 	b = binary.AppendUvarint(b, uint64(len(payload)))
 	b = append(b, payload...)
+	b = binary.AppendUvarint(b, uint64(len(st.Window)))
+	for _, s := range st.Window {
+		b = binary.AppendVarint(b, unixNano(s.At))
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(s.V))
+	}
 	return b
 }
 
@@ -48,7 +53,7 @@ func UnmarshalState(b []byte) (State, uint64, error) {
 		return st, 0, bad
 	}
 	flags := b[1]
-	st.Seen, st.Active, st.Fired, st.Held = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0
+	st.Seen, st.Active, st.Fired, st.Held, st.HasLast = flags&1 != 0, flags&2 != 0, flags&4 != 0, flags&8 != 0, flags&16 != 0
 	hash := binary.BigEndian.Uint64(b[2:10])
 	b = b[10:]
 	for _, t := range []*time.Time{&st.Since, &st.LastFired, &st.LastAt} {
@@ -76,6 +81,20 @@ func UnmarshalState(b []byte) (State, uint64, error) {
 		} else if n > 0 {
 			*dst = append([]byte(nil), v...)
 		}
+	}
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > windowCap {
+		return st, 0, bad
+	}
+	b = b[k:]
+	for i := uint64(0); i < n; i++ {
+		at, k := binary.Varint(b)
+		if k <= 0 || len(b)-k < 8 {
+			return st, 0, bad
+		}
+		v := math.Float64frombits(binary.BigEndian.Uint64(b[k:]))
+		st.Window = append(st.Window, Sample{At: fromUnixNano(at), V: v})
+		b = b[k+8:]
 	}
 	return st, hash, nil
 }
