@@ -64,8 +64,8 @@ type Bridge struct {
 	trusted    []netip.Prefix
 	timeouts   httpTimeouts
 	pubWait    time.Duration // how long a publish may wait for its PUBACK
-	outboxFull atomic.Bool // ingest has paused: store.max_bytes reached
-	stopping   atomic.Bool // Run is shutting down
+	outboxFull atomic.Bool   // ingest has paused: store.max_bytes reached
+	stopping   atomic.Bool   // Run is shutting down
 }
 
 // publisher is what the inbound path needs from MQTT: a publish that returns

@@ -134,11 +134,11 @@ func TestCompileConditionErrors(t *testing.T) {
 		spec Spec
 		key  string
 	}{
-		{Spec{Drop: f64(3)}, "drop"},                                     // no within
-		{Spec{Drop: f64(-3), Within: dur(time.Minute)}, "drop"},          // not positive
-		{Spec{Below: f64(1), Within: dur(time.Minute)}, "within"},        // within only for drop/rise
-		{Spec{Stale: dur(time.Minute), Level: yes()}, "level"},           // level not for stale
-		{Spec{When: strp("x >")}, "when"},                                // syntax
+		{Spec{Drop: f64(3)}, "drop"},                              // no within
+		{Spec{Drop: f64(-3), Within: dur(time.Minute)}, "drop"},   // not positive
+		{Spec{Below: f64(1), Within: dur(time.Minute)}, "within"}, // within only for drop/rise
+		{Spec{Stale: dur(time.Minute), Level: yes()}, "level"},    // level not for stale
+		{Spec{When: strp("x >")}, "when"},                         // syntax
 		{Spec{Rise: f64(1), Within: dur(1), FireOnFirst: yes()}, "fire_on_first"},
 		{Spec{Below: f64(1), Body: strp("{{ .X ")}, "body"},
 		{Spec{Below: f64(1), Publish: []PublishSpec{{Topic: "a/#"}}}, "publish.topic"},

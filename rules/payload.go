@@ -17,16 +17,16 @@ type Reject uint8
 
 // Reasons a payload is rejected. The zero value means "accepted".
 const (
-	OK          Reject = iota
-	Malformed          // not valid JSON (or an ambiguous duplicate key on the path)
-	Missing            // the JSON path does not exist
-	NotNumber          // the value is a string, bool, null, object or array
-	NonFinite          // NaN or ±Inf, as text
-	OutOfRange         // a number too large for float64, such as 1e999
-	InvalidUTF8        // the payload is not valid UTF-8
-	TooLarge           // over the configured payload size (checked by the caller)
-	ExprError          // a `when` expression could not be evaluated on this payload
-	TooManySeries      // the rule already tracks MaxSeriesPerRule series
+	OK            Reject = iota
+	Malformed            // not valid JSON (or an ambiguous duplicate key on the path)
+	Missing              // the JSON path does not exist
+	NotNumber            // the value is a string, bool, null, object or array
+	NonFinite            // NaN or ±Inf, as text
+	OutOfRange           // a number too large for float64, such as 1e999
+	InvalidUTF8          // the payload is not valid UTF-8
+	TooLarge             // over the configured payload size (checked by the caller)
+	ExprError            // a `when` expression could not be evaluated on this payload
+	TooManySeries        // the rule already tracks MaxSeriesPerRule series
 )
 
 var rejectNames = [...]string{"ok", "malformed", "missing", "not_number", "non_finite", "out_of_range", "invalid_utf8", "too_large",
