@@ -47,25 +47,37 @@ type Bridge struct {
 	EmbeddedAddr string
 	// OnReady, when set, is called once everything is started (tests, demo).
 	OnReady func(httpAddr, brokerURL string)
+	// Loader loads the configuration again for Reload and `[rules] watch`.
+	// Without it, reloading does nothing.
+	Loader Loader
 
 	// Set up by Run.
-	store      *queue.Outbox
-	mq         *mqtt.Client
-	pub        publisher // b.mq; a fake in handler fuzzing
-	client     *webhook.Client
-	engine     *rules.Engine
-	deliverers map[string]*deliverer
-	marks      *markTable
-	markN      uint64
-	retired    *retirements
-	srv        *http.Server
-	routes     *routeTable
-	replay     *replayCache
-	trusted    []netip.Prefix
-	timeouts   httpTimeouts
-	pubWait    time.Duration // how long a publish may wait for its PUBACK
-	outboxFull atomic.Bool   // ingest has paused: store.max_bytes reached
-	stopping   atomic.Bool   // Run is shutting down
+	store    *queue.Outbox
+	mq       *mqtt.Client
+	pub      publisher // b.mq; a fake in handler fuzzing
+	client   *webhook.Client
+	engine   *rules.Engine
+	delivs   atomic.Pointer[map[string]*deliverer] // by target; replaced whole on reload
+	marks    *markTable
+	markN    uint64
+	retired  *retirements
+	srv      *http.Server
+	routes   atomic.Pointer[routeTable]
+	replay   *replayCache
+	trusted  []netip.Prefix
+	timeouts httpTimeouts
+
+	delivMu     sync.Mutex // guards starting deliverers against stopping them
+	stopDeliver chan struct{}
+	hard        context.Context // cancelled 10 s into a shutdown: attempts give up
+	deliverWG   sync.WaitGroup
+	pubWait     time.Duration                // how long a publish may wait for its PUBACK
+	outboxFull  atomic.Bool                  // ingest has paused: store.max_bytes reached
+	current     atomic.Pointer[Config]       // the configuration last loaded (restart-only sections may lag)
+	reloadState atomic.Pointer[reloadStatus] // nil until the first reload
+	reloadReq   chan struct{}                // capacity 1: Reload's requests
+	swapReq     chan swapRequest             // reload → ingest
+	stopping    atomic.Bool                  // Run is shutting down
 }
 
 // publisher is what the inbound path needs from MQTT: a publish that returns
@@ -79,7 +91,8 @@ func New(cfg *Config, set *rules.Set, log *slog.Logger, v Version) *Bridge {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Bridge{cfg: cfg, set: set, log: log, version: v, now: time.Now, m: newMetricSet(), timeouts: defaultHTTPTimeouts, pubWait: publishTimeout}
+	return &Bridge{cfg: cfg, set: set, log: log, version: v, now: time.Now, m: newMetricSet(), timeouts: defaultHTTPTimeouts,
+		pubWait: publishTimeout, reloadReq: make(chan struct{}, 1), swapReq: make(chan swapRequest)}
 }
 
 // Run starts everything, serves until ctx ends, then shuts down in order: the
@@ -90,6 +103,7 @@ func New(cfg *Config, set *rules.Set, log *slog.Logger, v Version) *Bridge {
 // an error when it could not start (or a component failed).
 func (b *Bridge) Run(ctx context.Context) (err error) {
 	cfg := b.cfg
+	b.current.Store(cfg)
 	b.store, err = queue.Open(cfg.Store.Dir, cfg.Store.Sync == "fsync")
 	if err != nil {
 		return err
@@ -138,9 +152,11 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	if err := b.setupDeliverers(); err != nil {
 		return err
 	}
-	if b.routes, err = b.buildRoutes(); err != nil {
+	routes, err := b.buildRoutes(cfg)
+	if err != nil {
 		return err
 	}
+	b.routes.Store(routes)
 	b.replay = newReplayCache()
 	for _, p := range cfg.HTTP.TrustedProxies {
 		prefix, err := parsePrefix(p)
@@ -161,13 +177,12 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	stopRetirer := make(chan struct{})
 	retireWG.Add(1)
 	go func() { defer retireWG.Done(); b.retirer(stopRetirer) }()
-	stopDeliver := make(chan struct{})
-	hard, hardCancel := context.WithCancel(context.Background())
+	b.stopDeliver = make(chan struct{})
+	var hardCancel context.CancelFunc
+	b.hard, hardCancel = context.WithCancel(context.Background())
 	defer hardCancel()
-	var deliverWG sync.WaitGroup
-	for _, d := range b.deliverers {
-		deliverWG.Add(1)
-		go func() { defer deliverWG.Done(); d.run(stopDeliver, hard) }()
+	for _, d := range b.allDeliverers() {
+		b.startDeliverer(d)
 	}
 	b.srv = b.newHTTPServer()
 	wg.Add(1)
@@ -177,8 +192,18 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 			fail(err)
 		}
 	}()
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); b.maintain(runCtx) }()
+	go func() { defer wg.Done(); b.reloader(runCtx) }()
+	if cfg.Rules.Watch {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.watch(runCtx); err != nil {
+				b.log.Error("watching config files failed; use SIGHUP to reload", "err", err)
+			}
+		}()
+	}
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
 	ingestDone := make(chan struct{})
 	go func() { defer close(ingestDone); b.ingest(ingestCtx) }()
@@ -200,9 +225,11 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	stopIngest()
 	<-ingestDone
 	b.mq.Close(time.Second)
-	close(stopDeliver)
+	b.delivMu.Lock()
+	close(b.stopDeliver)
+	b.delivMu.Unlock()
 	stopTimer := time.AfterFunc(time.Until(deadline), hardCancel)
-	deliverWG.Wait()
+	b.deliverWG.Wait()
 	stopTimer.Stop()
 	close(stopRetirer)
 	retireWG.Wait()
@@ -214,29 +241,16 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	return nil
 }
 
-// setupDeliverers creates one deliverer per endpoint.
+// setupDeliverers creates one deliverer per endpoint, and one for MQTT
+// publish actions.
 func (b *Bridge) setupDeliverers() error {
-	b.deliverers = map[string]*deliverer{}
+	m := map[string]*deliverer{}
 	for i := range b.cfg.Endpoints {
-		ep := &b.cfg.Endpoints[i]
-		var keys [][]byte
-		switch ep.Signing {
-		case webhook.SchemeStandard:
-			k, err := webhook.DecodeKeys(ep.Secret.Reveal())
-			if err != nil {
-				return fmt.Errorf("endpoint %s: %w", ep.Name, err)
-			}
-			keys = k
-		case webhook.SchemeGitHub:
-			for _, s := range webhook.SplitSecrets(ep.Secret.Reveal()) {
-				keys = append(keys, []byte(s))
-			}
+		d, err := b.newEndpointDeliverer(&b.cfg.Endpoints[i])
+		if err != nil {
+			return err
 		}
-		send := func(ctx context.Context, j *queue.Job) error {
-			return b.client.Send(ctx, webhook.Delivery{URL: ep.URL, Method: ep.Method, Headers: ep.Headers,
-				Scheme: ep.Signing, Keys: keys, ID: j.ID, Body: j.Body, Timeout: ep.Timeout})
-		}
-		b.deliverers[ep.Name] = newDeliverer(ep.Name, send, ep.Concurrency, ep.Rate, ep.MaxAge, b.store, b.retired.add, b.flushRetired, b.log, b.m, b.now)
+		m[d.target] = d
 	}
 	// MQTT publish actions ([[rule.publish]]) go through the same outbox and
 	// retries; they count as delivered once the broker acknowledges them.
@@ -245,9 +259,68 @@ func (b *Bridge) setupDeliverers() error {
 		defer cancel()
 		return b.pub.Publish(ctx, j.Topic, j.QoS, j.Retain, j.Body)
 	}
-	b.deliverers[queue.PublishTarget] = newDeliverer(queue.PublishTarget, publish, 4, 0, 24*time.Hour, b.store,
+	m[queue.PublishTarget] = newDeliverer(queue.PublishTarget, publish, 4, 0, 24*time.Hour, b.store,
 		b.retired.add, b.flushRetired, b.log, b.m, b.now)
+	b.delivs.Store(&m)
 	return nil
+}
+
+// endpointConn is what an attempt needs of an endpoint; a reload swaps it.
+type endpointConn struct {
+	ep   Endpoint
+	keys [][]byte
+}
+
+func newEndpointConn(ep *Endpoint) (*endpointConn, error) {
+	c := &endpointConn{ep: *ep}
+	switch ep.Signing {
+	case webhook.SchemeStandard:
+		k, err := webhook.DecodeKeys(ep.Secret.Reveal())
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: %w", ep.Name, err)
+		}
+		c.keys = k
+	case webhook.SchemeGitHub:
+		for _, s := range webhook.SplitSecrets(ep.Secret.Reveal()) {
+			c.keys = append(c.keys, []byte(s))
+		}
+	}
+	return c, nil
+}
+
+func (b *Bridge) newEndpointDeliverer(ep *Endpoint) (*deliverer, error) {
+	conn, err := newEndpointConn(ep)
+	if err != nil {
+		return nil, err
+	}
+	var d *deliverer
+	send := func(ctx context.Context, j *queue.Job) error {
+		c := d.conn.Load()
+		return b.client.Send(ctx, webhook.Delivery{URL: c.ep.URL, Method: c.ep.Method, Headers: c.ep.Headers,
+			Scheme: c.ep.Signing, Keys: c.keys, ID: j.ID, Body: j.Body, Timeout: c.ep.Timeout})
+	}
+	d = newDeliverer(ep.Name, send, ep.Concurrency, ep.Rate, ep.MaxAge, b.store, b.retired.add, b.flushRetired, b.log, b.m, b.now)
+	d.conn.Store(conn)
+	return d, nil
+}
+
+// deliverer returns the deliverer of a target, or nil.
+func (b *Bridge) deliverer(target string) *deliverer { return (*b.delivs.Load())[target] }
+
+// allDeliverers returns every deliverer.
+func (b *Bridge) allDeliverers() map[string]*deliverer { return *b.delivs.Load() }
+
+// startDeliverer runs d until Run stops the deliveries.
+func (b *Bridge) startDeliverer(d *deliverer) {
+	b.delivMu.Lock()
+	defer b.delivMu.Unlock()
+	select {
+	case <-b.stopDeliver:
+		return // stopping: a reload raced with shutdown
+	default:
+	}
+	b.deliverWG.Add(1)
+	go func() { defer b.deliverWG.Done(); d.run(b.stopDeliver, b.hard) }()
 }
 
 // restore loads what the store remembers: MQTT redelivery marks, rule states,
@@ -295,7 +368,7 @@ func (b *Bridge) restore(brokerURL string) error {
 		b.log.Info("rule state restored", "series", restored, "reset", dropped)
 	}
 
-	for name, d := range b.deliverers {
+	for name, d := range b.allDeliverers() {
 		if v, err := b.store.Meta("disabled/" + name); err == nil && v != nil {
 			d.disabled = true
 			b.log.Warn("endpoint is disabled (it answered 410 Gone); retry a dead letter to re-enable it", "endpoint", name, "since", string(v))
@@ -314,7 +387,7 @@ func (b *Bridge) restore(brokerURL string) error {
 	sort.Strings(targets)
 	now := b.now()
 	for _, t := range targets {
-		if _, ok := b.deliverers[t]; ok {
+		if b.deliverer(t) != nil {
 			continue
 		}
 		var orphans []*queue.Job
@@ -370,10 +443,8 @@ func (b *Bridge) registerGauges() {
 	})
 	b.m.gauge(`edgehook_mqtt_reconnects_total`, func() float64 { return float64(b.mq.Reconnects()) })
 	b.m.gauge(`edgehook_outbox_bytes`, func() float64 { _, n := b.store.Pending(); return float64(n) })
-	for name := range b.deliverers {
-		b.m.gauge(fmt.Sprintf(`edgehook_outbox_jobs{endpoint=%s}`, label(name)), func() float64 {
-			return float64(b.store.PendingFor(name))
-		})
+	for name := range b.allDeliverers() {
+		b.registerOutboxGauge(name)
 	}
 	b.m.gauge(fmt.Sprintf(`edgehook_build_info{version=%s,commit=%s}`, label(b.version.Version), label(b.version.Commit)),
 		func() float64 { return 1 })
@@ -405,4 +476,10 @@ func (b *Bridge) maintain(ctx context.Context) {
 			}
 		}
 	}
+}
+
+func (b *Bridge) registerOutboxGauge(name string) {
+	b.m.gauge(fmt.Sprintf(`edgehook_outbox_jobs{endpoint=%s}`, label(name)), func() float64 {
+		return float64(b.store.PendingFor(name))
+	})
 }

@@ -252,7 +252,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 			t.Errorf("dead letter: %+v", j)
 		}
 	}
-	if !d.b.deliverers["rx"].Status().Disabled {
+	if !d.b.deliverer("rx").Status().Disabled {
 		t.Fatal("endpoint not disabled")
 	}
 	if v, _ := d.b.store.Meta("disabled/rx"); v == nil {

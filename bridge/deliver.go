@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -48,7 +49,7 @@ type deliverer struct {
 	attempt     attemptFunc
 	concurrency int
 	limiter     *rate.Limiter // nil: unlimited
-	maxAge      time.Duration
+	maxAge      atomic.Int64  // time.Duration; a reload may change it
 	store       *queue.Outbox
 	retire      func(done, dead []*queue.Job, meta []queue.KV) // never blocks
 	flush       func()                                         // commits what retire collected, now
@@ -72,6 +73,8 @@ type deliverer struct {
 	loaded   uint64 // highest Seq loaded by a scan (later arrivals at or below it are duplicates)
 	disabled bool
 	rateWake time.Time
+
+	conn atomic.Pointer[endpointConn] // endpoints: URL, secret…; a reload swaps it
 
 	mu     sync.Mutex // guards status
 	status targetStatus
@@ -106,7 +109,7 @@ func newDeliverer(target string, attempt attemptFunc, concurrency int, ratePerSe
 	store *queue.Outbox, retire func(done, dead []*queue.Job, meta []queue.KV), flush func(),
 	log *slog.Logger, m *metricSet, now func() time.Time) *deliverer {
 	d := &deliverer{
-		target: target, attempt: attempt, concurrency: max(1, concurrency), maxAge: maxAge,
+		target: target, attempt: attempt, concurrency: max(1, concurrency),
 		store: store, retire: retire, flush: flush, log: log.With("endpoint", target), m: m.forTarget(target), wait: m.queueWait, now: now,
 		in:       make(chan *queue.Job, 1024),
 		revive:   make(chan *queue.Job, 64),
@@ -115,6 +118,7 @@ func newDeliverer(target string, attempt attemptFunc, concurrency int, ratePerSe
 		series:   map[string]*seriesQ{},
 		overflow: 1, // load whatever the store holds on the first turn
 	}
+	d.maxAge.Store(int64(maxAge))
 	if ratePerSec > 0 {
 		d.limiter = rate.NewLimiter(rate.Limit(ratePerSec), max(1, int(ratePerSec)))
 	}
@@ -266,13 +270,14 @@ func (d *deliverer) load() {
 func (d *deliverer) dispatch() {
 	now := d.now()
 	d.rateWake = time.Time{}
+	maxAge := time.Duration(d.maxAge.Load())
 	for len(d.ready) > 0 && d.inflight < d.concurrency && !d.disabled {
 		s := d.ready[0]
 		j := s.jobs[0]
-		if d.maxAge > 0 && now.Sub(j.Created) > d.maxAge {
+		if maxAge > 0 && now.Sub(j.Created) > maxAge {
 			d.ready = d.ready[1:]
 			d.pop(s)
-			d.deadLetter([]*queue.Job{j}, fmt.Sprintf("expired: not delivered within max_age %v", d.maxAge), 0, nil)
+			d.deadLetter([]*queue.Job{j}, fmt.Sprintf("expired: not delivered within max_age %v", maxAge), 0, nil)
 			continue
 		}
 		if d.limiter != nil {
@@ -345,9 +350,9 @@ func (d *deliverer) handle(r result) {
 		d.setError(r.err)
 		j.Attempts++
 		wait := max(backoff(j.Attempts), webhook.RetryAfter(r.err))
-		if d.maxAge > 0 && now.Add(wait).Sub(j.Created) > d.maxAge {
+		if maxAge := time.Duration(d.maxAge.Load()); maxAge > 0 && now.Add(wait).Sub(j.Created) > maxAge {
 			d.pop(s)
-			d.deadLetter([]*queue.Job{j}, fmt.Sprintf("expired: not delivered within max_age %v (last error: %v)", d.maxAge, r.err), statusOf(r.err), nil)
+			d.deadLetter([]*queue.Job{j}, fmt.Sprintf("expired: not delivered within max_age %v (last error: %v)", maxAge, r.err), statusOf(r.err), nil)
 			return
 		}
 		d.log.Warn("delivery failed; will retry", "delivery_id", j.ID, "attempt", j.Attempts, "err", r.err, "retry_in", wait.Round(time.Millisecond))

@@ -24,6 +24,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgehook/edgehook/bridge/mosquittotest"
+	"github.com/edgehook/edgehook/rules"
 )
 
 const testSecret = "whsec_dGVzdC1zZWNyZXQtZm9yLWVkZ2Vob29rLXRlc3Rz"
@@ -203,6 +204,7 @@ func describe(hs []hit) string {
 type daemon struct {
 	b       *Bridge
 	cfg     *Config
+	cfgPath string
 	httpURL string
 	cancel  context.CancelFunc
 	done    chan error
@@ -275,7 +277,8 @@ func launch(t *testing.T, cfgText string, tweak ...func(*Bridge)) *daemon {
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d := &daemon{b: New(cfg, set, log, Version{Version: "test"}), cfg: cfg, done: make(chan error, 1), logs: logs}
+	d := &daemon{b: New(cfg, set, log, Version{Version: "test"}), cfg: cfg, cfgPath: path, done: make(chan error, 1), logs: logs}
+	d.b.Loader = func() (*Config, *rules.Set, error) { return Load(path, noEnv) }
 	for _, f := range tweak {
 		f(d.b)
 	}
@@ -497,4 +500,21 @@ func post(t *testing.T, url string, h http.Header, body []byte) (int, map[string
 	raw, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(raw, &m)
 	return resp.StatusCode, m, resp.Header
+}
+
+// reload rewrites the daemon's config file, asks for a reload and waits for
+// its outcome.
+func (d *daemon) reload(t *testing.T, cfgText string) *reloadStatus {
+	t.Helper()
+	if err := os.WriteFile(d.cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := d.b.reloadState.Load()
+	d.b.Reload()
+	var rs *reloadStatus
+	waitFor(t, "the reload", func() bool {
+		rs = d.b.reloadState.Load()
+		return rs != nil && rs != before
+	})
+	return rs
 }

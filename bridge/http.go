@@ -82,11 +82,17 @@ func (b *Bridge) Ready() bool { return b.mq != nil && len(b.readiness()) == 0 }
 // handleReadyz answers 200 when the broker is connected, the store is writable
 // and the configuration is loaded, else 503 with the reasons.
 func (b *Bridge) handleReadyz(w http.ResponseWriter, _ *http.Request) {
+	details := map[string]any{}
+	if rs := b.reloadState.Load(); rs != nil {
+		// A failed reload leaves the previous configuration running: still
+		// ready, but say so.
+		details["last_reload"] = rs
+	}
 	if reasons := b.readiness(); len(reasons) > 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reasons": reasons})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reasons": reasons, "details": details})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "details": details})
 }
 
 func (b *Bridge) handleMetrics(w http.ResponseWriter, _ *http.Request) {

@@ -50,11 +50,11 @@ type routeTable struct {
 	byName map[string]*route
 }
 
-// buildRoutes compiles the [[inbound]] routes (validated by Load).
-func (b *Bridge) buildRoutes() (*routeTable, error) {
+// buildRoutes compiles the [[inbound]] routes of cfg (validated by Load).
+func (b *Bridge) buildRoutes(cfg *Config) (*routeTable, error) {
 	rt := &routeTable{byPath: map[string]*route{}, byName: map[string]*route{}}
-	for i := range b.cfg.Inbound {
-		in := &b.cfg.Inbound[i]
+	for i := range cfg.Inbound {
+		in := &cfg.Inbound[i]
 		r := &route{cfg: in, replayTTL: 2 * in.Tolerance, counters: map[int]*metrics.Counter{}}
 		switch in.Verify {
 		case webhook.SchemeStandard:
@@ -176,7 +176,7 @@ func (b *Bridge) inbound(w http.ResponseWriter, r *http.Request) (*route, *inbou
 	if r.Method != http.MethodPost {
 		return nil, nil, reject(http.StatusMethodNotAllowed, "method %s not allowed: use POST", r.Method)
 	}
-	rt := b.routes.byPath[r.URL.Path]
+	rt := b.routes.Load().byPath[r.URL.Path]
 	if rt == nil {
 		return nil, nil, reject(http.StatusNotFound, "no route at this path")
 	}

@@ -16,7 +16,7 @@ import (
 // network, a recording publisher). Run: go test -bench Inbound ./bridge
 func BenchmarkInbound(b *testing.B) {
 	br, _ := fuzzBridge(b)
-	br.routes.byPath["/hooks/heating"].limiter = nil // measure the other checks, not the rate limit
+	br.routes.Load().byPath["/hooks/heating"].limiter = nil // measure the other checks, not the rate limit
 	body := []byte(`{"zone": "living", "mode": "heat"}`)
 	good := signSW(testSecret, "msg_bench", fuzzNow, body)
 	badSig := good.Clone()

@@ -62,9 +62,11 @@ func fuzzBridge(t testing.TB) (*Bridge, *recorder) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.store.Close() })
-	if b.routes, err = b.buildRoutes(); err != nil {
+	routes, err := b.buildRoutes(cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
+	b.routes.Store(routes)
 	b.replay = newReplayCache()
 	rec := &recorder{}
 	b.pub = rec

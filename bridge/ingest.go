@@ -95,6 +95,9 @@ func (b *Bridge) ingest(ctx context.Context) {
 			b.engine.Advance(b.now(), func(res rules.Result) { b.collect(&bt, res) })
 		case <-poll.C:
 			continue
+		case req := <-b.swapReq:
+			b.applySwap(ctx, req)
+			continue
 		}
 	drain:
 		for len(bt.acks) < maxBatch && in != nil && !b.batchFull(&bt) {
@@ -115,7 +118,7 @@ func (b *Bridge) ingest(ctx context.Context) {
 		}
 		// Durable: deliveries may start, and the broker may forget the messages.
 		for _, j := range bt.jobs {
-			if d := b.deliverers[j.Target]; d != nil {
+			if d := b.deliverer(j.Target); d != nil {
 				d.in <- j
 			}
 		}
@@ -292,7 +295,7 @@ func (b *Bridge) deadOnArrival(bt *batch, j *queue.Job, reason string) {
 	j.Reason, j.DeadAt = reason, b.now()
 	bt.q.Dead = append(bt.q.Dead, j)
 	b.log.Warn("event dead-lettered", "rule", j.Rule, "endpoint", j.Target, "reason", reason)
-	if d := b.deliverers[j.Target]; d != nil {
+	if d := b.deliverer(j.Target); d != nil {
 		d.m.dead.Inc()
 	}
 }

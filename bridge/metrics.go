@@ -17,14 +17,16 @@ import (
 type metricSet struct {
 	set *metrics.Set
 
-	received    *metrics.Counter
-	retained    *metrics.Counter
-	redelivered *metrics.Counter
-	rejected    map[rules.Reject]*metrics.Counter
-	commits     *metrics.Counter
-	commitErrs  *metrics.Counter
-	commitTime  *metrics.PrometheusHistogram // ingest commits: durable before the MQTT ack
-	queueWait   *metrics.PrometheusHistogram // event time → first attempt starts
+	received      *metrics.Counter
+	retained      *metrics.Counter
+	redelivered   *metrics.Counter
+	rejected      map[rules.Reject]*metrics.Counter
+	commits       *metrics.Counter
+	commitErrs    *metrics.Counter
+	commitTime    *metrics.PrometheusHistogram // ingest commits: durable before the MQTT ack
+	reloadsOK     *metrics.Counter
+	reloadsFailed *metrics.Counter
+	queueWait     *metrics.PrometheusHistogram // event time → first attempt starts
 
 	mu    sync.Mutex // guards rules
 	rules map[string]*ruleMetrics
@@ -33,16 +35,18 @@ type metricSet struct {
 func newMetricSet() *metricSet {
 	s := metrics.NewSet()
 	m := &metricSet{
-		set:         s,
-		received:    s.NewCounter(`edgehook_messages_received_total`),
-		retained:    s.NewCounter(`edgehook_messages_skipped_total{reason="retained"}`),
-		redelivered: s.NewCounter(`edgehook_messages_skipped_total{reason="redelivered"}`),
-		rejected:    map[rules.Reject]*metrics.Counter{},
-		rules:       map[string]*ruleMetrics{},
-		commits:     s.NewCounter(`edgehook_store_commits_total`),
-		commitErrs:  s.NewCounter(`edgehook_store_commit_errors_total`),
-		commitTime:  s.NewPrometheusHistogramExt(`edgehook_store_commit_seconds`, fastBuckets),
-		queueWait:   s.NewPrometheusHistogramExt(`edgehook_delivery_wait_seconds`, fastBuckets),
+		set:           s,
+		received:      s.NewCounter(`edgehook_messages_received_total`),
+		retained:      s.NewCounter(`edgehook_messages_skipped_total{reason="retained"}`),
+		redelivered:   s.NewCounter(`edgehook_messages_skipped_total{reason="redelivered"}`),
+		rejected:      map[rules.Reject]*metrics.Counter{},
+		rules:         map[string]*ruleMetrics{},
+		commits:       s.NewCounter(`edgehook_store_commits_total`),
+		commitErrs:    s.NewCounter(`edgehook_store_commit_errors_total`),
+		commitTime:    s.NewPrometheusHistogramExt(`edgehook_store_commit_seconds`, fastBuckets),
+		reloadsOK:     s.NewCounter(`edgehook_config_reloads_total{result="ok"}`),
+		reloadsFailed: s.NewCounter(`edgehook_config_reloads_total{result="error"}`),
+		queueWait:     s.NewPrometheusHistogramExt(`edgehook_delivery_wait_seconds`, fastBuckets),
 	}
 	for _, r := range rules.Rejects() {
 		m.rejected[r] = s.NewCounter(fmt.Sprintf(`edgehook_messages_rejected_total{reason=%q}`, r.String()))

@@ -141,7 +141,7 @@ func (b *Bridge) restoreReplay(now time.Time) (queue.Batch, error) {
 	err := b.store.ReplayKeys(func(k, v []byte) {
 		e, ok := decodeReplay(v)
 		route, _, _ := strings.Cut(string(k), "\x00")
-		if !ok || !now.Before(e.expires) || b.routes.byName[route] == nil {
+		if !ok || !now.Before(e.expires) || b.routes.Load().byName[route] == nil {
 			batch.Replay = append(batch.Replay, queue.KV{Key: append([]byte(nil), k...)})
 			return
 		}

@@ -230,9 +230,10 @@ func (e *env) cmdRun(ctx context.Context, args []string) int {
 		log.Warn("profiling endpoints enabled (EDGEHOOK_PPROF)", "addr", addr)
 	}
 	b := bridge.New(cfg, rs, log, buildVersion())
+	b.Loader = func() (*bridge.Config, *rules.Set, error) { return bridge.Load(*path, e.getenv) }
 	go func() {
 		for range hup {
-			log.Warn("SIGHUP received: reloading is not available in this version; restart to apply changes")
+			b.Reload()
 		}
 	}()
 	if err := b.Run(ctx); err != nil {
