@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/edgehook/edgehook/bridge/mqtt"
@@ -61,6 +62,7 @@ func (b *Bridge) ingest(ctx context.Context) {
 	}()
 	msgs := b.mq.Messages()
 	connected := false
+	b.engine.HoldStale(farFuture) // not connected yet
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	poll := time.NewTicker(time.Second)
@@ -217,6 +219,12 @@ func (b *Bridge) take(bt *batch, m mqtt.Message) {
 // the rule, and one MQTT publish per [[rule.publish]] action. A body or topic
 // template that fails to render makes that job a dead letter, with the reason.
 func (b *Bridge) collect(bt *batch, res rules.Result) {
+	b.collectWith(bt, res, b.store.NextSeq, newID)
+}
+
+// collectWith is collect with the sequence and id sources given (PreviewJobs
+// renders without a store).
+func (b *Bridge) collectWith(bt *batch, res rules.Result, nextSeq func() uint64, mkID func(time.Time) string) {
 	rm := b.m.forRule(res.Rule.Name)
 	rm.evaluated.Inc()
 	if res.Outcome.Event == rules.None {
@@ -240,8 +248,8 @@ func (b *Bridge) collect(bt *batch, res rules.Result) {
 		return &d
 	}
 	for _, ep := range r.Endpoints {
-		id := newID(b.now())
-		j := &queue.Job{Seq: b.store.NextSeq(), Target: ep, ID: id, Series: res.Series, Rule: r.Name, Type: typ, Created: res.Outcome.At}
+		id := mkID(b.now())
+		j := &queue.Job{Seq: nextSeq(), Target: ep, ID: id, Series: res.Series, Rule: r.Name, Type: typ, Created: res.Outcome.At}
 		if r.Body == nil {
 			j.Body = envelope(&event{ID: id, Type: typ, Rule: r, Series: res.Series, Topic: res.Topic,
 				At: res.Outcome.At, Value: res.Value, HasValue: res.HasValue, Payload: res.Payload})
@@ -265,7 +273,7 @@ func (b *Bridge) collect(bt *batch, res rules.Result) {
 				continue // no resolved_payload: nothing to publish on resolve
 			}
 		}
-		j := &queue.Job{Seq: b.store.NextSeq(), Target: queue.PublishTarget, ID: newID(b.now()), Series: res.Series,
+		j := &queue.Job{Seq: nextSeq(), Target: queue.PublishTarget, ID: mkID(b.now()), Series: res.Series,
 			Rule: r.Name, Type: typ, Created: res.Outcome.At, QoS: a.QoS, Retain: a.Retain}
 		d := eventData("")
 		topic, err := a.Topic.Render(d)
@@ -360,4 +368,29 @@ func hashMessage(topic string, payload []byte) uint64 {
 		h *= prime
 	}
 	return h
+}
+
+// Preview is one job a result would create, for `edgehook test-rule -v`.
+type Preview struct {
+	Target string // endpoint name, or "@mqtt"
+	Topic  string // MQTT actions
+	Body   []byte
+	Err    string // why it would be a dead letter
+}
+
+// PreviewJobs renders what res would send, exactly as the daemon would
+// (envelope or body template, MQTT actions), without a store.
+func PreviewJobs(res rules.Result, id string) []Preview {
+	b := &Bridge{now: time.Now, log: slog.New(slog.DiscardHandler), m: newMetricSet()}
+	b.delivs.Store(&map[string]*deliverer{})
+	var out []Preview
+	var bt batch
+	b.collectWith(&bt, res, func() uint64 { return 0 }, func(time.Time) string { return id })
+	for _, j := range bt.q.Put {
+		out = append(out, Preview{Target: j.Target, Topic: j.Topic, Body: j.Body})
+	}
+	for _, j := range bt.q.Dead {
+		out = append(out, Preview{Target: j.Target, Topic: j.Topic, Body: j.Body, Err: j.Reason})
+	}
+	return out
 }

@@ -611,3 +611,156 @@ payload = "{{ .mode }}"
 		t.Fatalf("verify of an altered body: %d %q", code, out)
 	}
 }
+
+// Rule state survives kill -9: a pending `for`, a `stale` timer and a `drop`
+// window. After the restart each fires exactly once; another restart fires
+// nothing again.
+func TestKill9MidTimersAndWindow(t *testing.T) {
+	b := mosquittotest.Start(t)
+	rx := newSink(t)
+	dir := t.TempDir()
+	listen := fmt.Sprintf("127.0.0.1:%d", mosquittotest.FreePort(t))
+	cfg := writeConfig(t, dir, daemonConfig(filepath.Join(dir, "store"), b.URL(), listen, rx.srv.URL, `
+[[rule]]
+name = "held"
+topic = "r/for"
+above = 10.0
+for = "3s"
+endpoints = ["rx"]
+
+[[rule]]
+name = "silent"
+topic = "r/stale"
+stale = "3s"
+endpoints = ["rx"]
+
+[[rule]]
+name = "dropped"
+topic = "r/drop"
+drop = 5.0
+within = "1m"
+endpoints = ["rx"]
+`))
+	d := start(t, cfg, listen)
+	pub := publisher(t, b.URL())
+	send := func(topic, payload string) {
+		if tok := pub.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	send("r/for", "5")
+	send("r/for", "15") // the `for` wait starts
+	send("r/stale", "1") // the stale timer starts
+	send("r/drop", "20") // the window's maximum
+	waitUntil(t, "all four readings committed", 10*time.Second, func() bool {
+		return d.metric("edgehook_messages_received_total") == 4
+	})
+	d.kill()
+	time.Sleep(4 * time.Second) // both deadlines pass while edgehook is dead
+	d = start(t, cfg, listen)
+	send("r/drop", "14") // 6 below the remembered 20
+	rules := func() map[string]int {
+		rx.mu.Lock()
+		defer rx.mu.Unlock()
+		n := map[string]int{}
+		for key := range rx.byKey {
+			n[strings.SplitN(key, "#", 2)[0]]++
+		}
+		return n
+	}
+	waitUntil(t, "three events", 15*time.Second, func() bool {
+		rx.mu.Lock()
+		defer rx.mu.Unlock()
+		return len(rx.ok) >= 3
+	})
+	time.Sleep(time.Second)
+	rx.mu.Lock()
+	total := len(rx.ok)
+	rx.mu.Unlock()
+	if total != 3 {
+		t.Fatalf("%d events after the restart, want 3 (held, silent, dropped): %v", total, rules())
+	}
+	// A clean restart does not fire any of them again.
+	if code, _ := d.term(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	start(t, cfg, listen)
+	time.Sleep(3 * time.Second) // longer than the stale grace
+	rx.mu.Lock()
+	defer rx.mu.Unlock()
+	if len(rx.ok) != 3 {
+		t.Fatalf("%d events after a second restart, want still 3", len(rx.ok))
+	}
+	t.Logf("after kill -9: %s", grepLog(d.stderr.String(), "mqtt connected", "rule=silent series=r/stale event=rule.fired"))
+}
+
+func grepLog(log string, subs ...string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		for _, s := range subs {
+			if strings.Contains(l, s) {
+				out = append(out, l[:min(len(l), 60)])
+			}
+		}
+	}
+	return strings.Join(out, " | ")
+}
+
+// test-rule runs the real evaluator offline and explains each decision.
+func TestTestRule(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, `
+[rules]
+files = []
+[[endpoint]]
+name = "ha"
+url = "http://127.0.0.1:1/x"
+signing = "none"
+[[rule]]
+name = "cold"
+topic = "home/+/temperature"
+value = "temperature"
+below = 18.0
+for = "2m"
+endpoints = ["ha"]
+`)
+	cmd := exec.Command(binary, "test-rule", "-c", cfg, "-v", "--readings", "-", "--until", "2026-11-25T07:10:00Z")
+	cmd.Stdin = strings.NewReader(`# time topic payload
+2026-11-25T07:00:00Z home/living/temperature {"temperature": 19}
+2026-11-25T07:01:00Z home/living/temperature {"temperature": 17}
+2026-11-25T07:02:00Z home/living/temperature {"temperature": "hot"}
+2026-11-25T07:02:00Z home/other {"x": 1}
+`)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"no event: not below 18",
+		"fires at 2026-11-25T07:03:00Z",
+		"rejected: not a number",
+		"(no rule matches this topic)",
+		"2026-11-25T07:03:00Z  (timer)",
+		"FIRED: below 18 held for 2m0s",
+		`→ endpoint ha: rule.fired {"type":"rule.fired"`,
+		"1 event(s)",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// Usage errors exit 2; a bad config 78.
+	for args, code := range map[string]int{"--topic": 2, "--bogus x": 2, "--topic a --payload 1 --at yesterday": 2} {
+		c := exec.Command(binary, append([]string{"test-rule", "-c", cfg}, strings.Fields(args)...)...)
+		c.Run()
+		if c.ProcessState.ExitCode() != code {
+			t.Errorf("test-rule %s: exit %d, want %d", args, c.ProcessState.ExitCode(), code)
+		}
+	}
+	bad := writeConfig(t, t.TempDir(), "[store]\ncolour = 1\n")
+	c := exec.Command(binary, "test-rule", "-c", bad, "--topic", "a", "--payload", "1")
+	c.Run()
+	if c.ProcessState.ExitCode() != 78 {
+		t.Errorf("bad config: exit %d", c.ProcessState.ExitCode())
+	}
+}

@@ -48,6 +48,8 @@ const usage = `edgehook: MQTT readings → rules → signed webhooks, and signed
 Usage:
   edgehook run -c FILE          run the daemon in the foreground
   edgehook check -c FILE        validate the config and every rule file (exit 78 if invalid)
+  edgehook test-rule -c FILE --topic T --payload P [--at TIME] ... [--readings FILE|-] [--until TIME] [-v]
+                                run readings through the rules offline and say what each rule decided and why
   edgehook demo                 the whole loop on an embedded broker, narrated
   edgehook sign   [--secret-file F | -c FILE --route NAME] [--curl URL] < body
                                 print the headers (or a curl command) that sign a body
@@ -85,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return e.cmdDemo(ctx, cargs)
 	case "sign":
 		return e.cmdSign(cargs)
+	case "test-rule":
+		return e.cmdTestRule(cargs)
 	case "verify":
 		return e.cmdVerify(cargs)
 	case "version", "--version", "-version":
