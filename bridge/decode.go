@@ -98,6 +98,10 @@ func (d *decoder) decodeStruct(path string, m map[string]any, rv reflect.Value) 
 	}
 	sort.Strings(unknown)
 	for _, k := range unknown {
+		if k == "" {
+			d.fail(join(path, k), "an empty key is not allowed")
+			continue
+		}
 		if s := suggest(k, known); s != "" {
 			d.fail(join(path, k), "unknown key (did you mean %q?)", s)
 		} else {

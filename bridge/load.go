@@ -109,7 +109,7 @@ func (l *loader) parse(path string, v any) *decoder {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			l.errs = append(l.errs, &ConfigError{File: path, Line: pe.Position.Line, Key: pe.LastKey, Err: errors.New(pe.Message)})
+			l.errs = append(l.errs, &ConfigError{File: path, Line: parseErrorLine(data, pe), Key: pe.LastKey, Err: errors.New(printableMsg(pe.Message))})
 		} else {
 			l.errs = append(l.errs, &ConfigError{File: path, Err: err})
 		}
@@ -134,6 +134,26 @@ func parseTOML(data []byte) (tree map[string]any, err error) {
 	tree = map[string]any{}
 	_, err = toml.Decode(string(data), &tree)
 	return tree, err
+}
+
+// parseErrorLine is the line of a TOML syntax error. BurntSushi/toml (v1.6.0)
+// reports one line too few for an error at the end of the file; the byte
+// offset it gives is right, so count from that.
+func parseErrorLine(data []byte, pe toml.ParseError) int {
+	if st := pe.Position.Start; st > 0 && st <= len(data) {
+		return 1 + strings.Count(string(data[:st]), "\n")
+	}
+	return max(1, pe.Position.Line)
+}
+
+// printableMsg escapes control characters (the parser quotes raw bytes).
+func printableMsg(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 func readLimited(path string) ([]byte, error) {

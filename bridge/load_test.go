@@ -326,3 +326,57 @@ func mustGlob(f *testing.F, p string) []string {
 	}
 	return m
 }
+
+// FuzzRuleFile: any rule file gives either a valid rule set or errors that
+// each name a file and line, and never panics or hangs.
+func FuzzRuleFile(f *testing.F) {
+	for _, file := range mustGlob(f, "../configs/rules/*.toml") {
+		b, _ := os.ReadFile(file)
+		f.Add(string(b))
+	}
+	for _, file := range mustGlob(f, "../rules/testdata/scenarios/*.txtar") {
+		b, _ := os.ReadFile(file)
+		if _, rest, ok := strings.Cut(string(b), "-- rules.toml --\n"); ok {
+			rules, _, _ := strings.Cut(rest, "-- ")
+			f.Add(rules)
+		}
+	}
+	dir := f.TempDir()
+	main := filepath.Join(dir, "edgehook.toml")
+	os.WriteFile(main, []byte(`[rules]
+files = ["r.toml"]
+[[endpoint]]
+name = "ha"
+url = "http://127.0.0.1:1/x"
+signing = "none"
+`), 0o600)
+	f.Fuzz(func(t *testing.T, src string) {
+		if err := os.WriteFile(filepath.Join(dir, "r.toml"), []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		var err error
+		var set *rules.Set
+		go func() {
+			defer close(done)
+			_, set, err = Load(main, noEnv)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Load blocked on %q", src)
+		}
+		if err == nil {
+			if set == nil {
+				t.Fatal("nil set without error")
+			}
+			return
+		}
+		for _, e := range flatten(err) {
+			var ce *ConfigError
+			if !errors.As(e, &ce) || ce.File == "" || (ce.Line == 0 && !strings.Contains(ce.Error(), "TOML parser")) {
+				t.Fatalf("error without file:line: %v", e)
+			}
+		}
+	})
+}

@@ -17,6 +17,9 @@ type positions map[string]int
 
 // line returns the line of path, or of its nearest recorded parent, or 0.
 func (p positions) line(path string) int {
+	if l, ok := p[path]; ok {
+		return l
+	}
 	for path != "" {
 		if l, ok := p[path]; ok {
 			return l
@@ -103,11 +106,13 @@ func (s *posScanner) document() {
 			s.arrays[path] = idx + 1
 			s.table = path + "[" + strconv.Itoa(idx) + "]"
 			s.out[s.table] = line
+			s.parents(path, line)
 			s.skipLine()
 		case s.peek() == '[':
 			s.advance(1)
 			s.table = s.resolve(s.keyPath())
 			s.out[s.table] = line
+			s.parents(s.table, line)
 			s.skipLine()
 		default:
 			s.keyValue(s.table)
@@ -116,6 +121,22 @@ func (s *posScanner) document() {
 		if s.i == start { // no progress on malformed input
 			s.advance(1)
 		}
+	}
+}
+
+// parents records path itself and every ancestor a header creates implicitly
+// ([[a.b]] creates table a), where not recorded yet, so "unknown key" and
+// other problems with them have a line.
+func (s *posScanner) parents(path string, line int) {
+	for p := path; p != ""; {
+		if _, ok := s.out[p]; !ok {
+			s.out[p] = line
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			return
+		}
+		p = p[:i]
 	}
 }
 
@@ -180,6 +201,7 @@ func (s *posScanner) keyValue(table string) {
 		path += k
 	}
 	s.out[path] = line
+	s.parents(path, line) // a.b = 1 creates table a
 	s.skipSpace(false)
 	if s.peek() != '=' {
 		return

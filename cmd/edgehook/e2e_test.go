@@ -649,7 +649,7 @@ endpoints = ["rx"]
 		}
 	}
 	send("r/for", "5")
-	send("r/for", "15") // the `for` wait starts
+	send("r/for", "15")  // the `for` wait starts
 	send("r/stale", "1") // the stale timer starts
 	send("r/drop", "20") // the window's maximum
 	waitUntil(t, "all four readings committed", 10*time.Second, func() bool {

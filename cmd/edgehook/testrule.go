@@ -36,8 +36,8 @@ what each event would send. Nothing touches the network or the store.
 func (e *env) cmdTestRule(args []string) int {
 	var (
 		cfgPath, only, readingsFile, until string
-		verbose                           bool
-		rs                                []reading
+		verbose                            bool
+		rs                                 []reading
 	)
 	if v, ok := e.getenv("EDGEHOOK_CONFIG"); ok {
 		cfgPath = v
