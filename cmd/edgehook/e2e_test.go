@@ -495,7 +495,7 @@ endpoints = ["ha"]
 		{"integer duration", base + "timeout = 30\n", `edgehook.toml:7: endpoint.timeout: durations must be strings`},
 		{"duplicate rule name", base + rule + rule, `edgehook.toml:15: rule.name: duplicate rule name "cold"`},
 		{"unknown endpoint", base + strings.Replace(rule, `["ha"]`, `["nope"]`, 1), `edgehook.toml:12: rule.endpoints: unknown endpoint "nope"`},
-		{"syntax error", base + "[mqtt\nbroker = 1\n", `edgehook.toml:8:`},
+		{"syntax error", base + "[mqtt\nbroker = 1\n", `edgehook.toml:7: endpoint: expected`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
