@@ -764,3 +764,38 @@ endpoints = ["ha"]
 		t.Errorf("bad config: exit %d", c.ProcessState.ExitCode())
 	}
 }
+
+// SIGHUP reloads: a new rule takes effect; a broken file is refused and the
+// daemon keeps running with what it had.
+func TestSIGHUPReload(t *testing.T) {
+	b := mosquittotest.Start(t)
+	rx := newSink(t)
+	dir := t.TempDir()
+	listen := fmt.Sprintf("127.0.0.1:%d", mosquittotest.FreePort(t))
+	base := daemonConfig(filepath.Join(dir, "store"), b.URL(), listen, rx.srv.URL, forwardRule)
+	cfg := writeConfig(t, dir, base)
+	d := start(t, cfg, listen)
+	pub := publisher(t, b.URL())
+	os.WriteFile(cfg, []byte(base+`
+[[rule]]
+name = "added"
+topic = "other/+"
+forward = true
+endpoints = ["rx"]
+`), 0o600)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, "the reload", 10*time.Second, func() bool { return d.metric(`edgehook_config_reloads_total{result="ok"}`) == 1 })
+	if tok := pub.Publish("other/x", 1, false, `{"i": 1}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	waitUntil(t, "the added rule's event", 10*time.Second, func() bool { got, _ := rx.events(); return got == 1 })
+
+	os.WriteFile(cfg, []byte(base+"\n[[rule]]\nname = \"broken\"\n"), 0o600)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, "the refused reload", 10*time.Second, func() bool { return d.metric(`edgehook_config_reloads_total{result="error"}`) == 1 })
+	publishN(t, pub, 1) // the old rules still work
+	waitUntil(t, "an event under the old rules", 10*time.Second, func() bool { got, _ := rx.events(); return got == 2 })
+	if !strings.Contains(d.stderr.String(), "reload failed; still running the previous configuration") {
+		t.Fatal("the failed reload was not logged")
+	}
+}
