@@ -50,6 +50,12 @@ type Bridge struct {
 	// Loader loads the configuration again for Reload and `[rules] watch`.
 	// Without it, reloading does nothing.
 	Loader Loader
+	// Notify tells the service manager about the daemon's state (systemd's
+	// sd_notify: READY=1, RELOADING=1, STOPPING=1, WATCHDOG=1). Optional.
+	Notify func(state string) error
+	// Watchdog is how often to send WATCHDOG=1 (0: never). It is sent only
+	// while ingest is alive, so a wedged daemon gets restarted.
+	Watchdog time.Duration
 
 	// Set up by Run.
 	store    *queue.Outbox
@@ -73,6 +79,7 @@ type Bridge struct {
 	deliverWG   sync.WaitGroup
 	pubWait     time.Duration                // how long a publish may wait for its PUBACK
 	outboxFull  atomic.Bool                  // ingest has paused: store.max_bytes reached
+	heartbeat   atomic.Int64                 // unix ns of ingest's last loop turn (for the watchdog)
 	current     atomic.Pointer[Config]       // the configuration last loaded (restart-only sections may lag)
 	reloadState atomic.Pointer[reloadStatus] // nil until the first reload
 	reloadReq   chan struct{}                // capacity 1: Reload's requests
@@ -210,12 +217,14 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	b.mq.Connect()
 	b.log.Info("edgehook running", "version", b.version.Version, "http", ln.Addr().String(), "broker", brokerURL,
 		"rules", len(b.set.Rules()), "endpoints", len(cfg.Endpoints), "store", b.store.Path())
+	b.notify("READY=1\nSTATUS=running")
 	if b.OnReady != nil {
 		b.OnReady(ln.Addr().String(), brokerURL)
 	}
 
 	<-runCtx.Done()
 	b.stopping.Store(true)
+	b.notify("STOPPING=1")
 	deadline := time.Now().Add(drainTimeout)
 	b.log.Info("stopping: no new work is accepted; work in flight gets up to 10s")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -450,6 +459,16 @@ func (b *Bridge) registerGauges() {
 		func() float64 { return 1 })
 }
 
+// notify sends a state to the service manager, if there is one.
+func (b *Bridge) notify(state string) {
+	if b.Notify == nil {
+		return
+	}
+	if err := b.Notify(state); err != nil {
+		b.log.Debug("sd_notify failed", "err", err)
+	}
+}
+
 // maintain does periodic housekeeping until ctx ends: every 50 ms it hands the
 // store's mapped pages back to the page cache (see queue.Outbox.ReleaseMemory),
 // so that a burst that grew the store file does not leave the process holding
@@ -459,11 +478,20 @@ func (b *Bridge) maintain(ctx context.Context) {
 	defer t.Stop()
 	last := b.store.Commits()
 	lastPrune := b.now()
+	var lastPing time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if b.Watchdog > 0 && time.Since(lastPing) >= b.Watchdog {
+			// Ingest turns at least once a second; if it has not for a while
+			// it is wedged, and systemd should restart us.
+			if time.Since(time.Unix(0, b.heartbeat.Load())) < 30*time.Second {
+				b.notify("WATCHDOG=1")
+				lastPing = time.Now()
+			}
 		}
 		if now := b.now(); now.Sub(lastPrune) >= time.Minute {
 			lastPrune = now

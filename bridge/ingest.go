@@ -68,6 +68,7 @@ func (b *Bridge) ingest(ctx context.Context) {
 	poll := time.NewTicker(time.Second)
 	defer poll.Stop()
 	for {
+		b.heartbeat.Store(time.Now().UnixNano())
 		// Silence means nothing while we are not connected, nor just after we
 		// reconnect and the broker hands over what it kept: hold stale timers.
 		if now := b.mq.Connected(); now != connected {

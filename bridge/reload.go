@@ -11,6 +11,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/edgehook/edgehook/bridge/queue"
+	"github.com/edgehook/edgehook/bridge/sdnotify"
 	"github.com/edgehook/edgehook/rules"
 )
 
@@ -63,6 +64,8 @@ func (b *Bridge) reload(ctx context.Context) {
 		return
 	}
 	b.log.Info("reloading the configuration")
+	b.notify(sdnotify.Reloading())
+	defer b.notify("READY=1")
 	cfg, set, err := b.Loader()
 	if err != nil {
 		b.reloadFailed(err)

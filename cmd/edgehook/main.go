@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/edgehook/edgehook/bridge"
+	"github.com/edgehook/edgehook/bridge/sdnotify"
 	"github.com/edgehook/edgehook/rules"
 )
 
@@ -55,6 +56,8 @@ Usage:
                                 print the headers (or a curl command) that sign a body
   edgehook verify [--secret-file F | -c FILE --route NAME] -H 'webhook-id: …' … < body
                                 check a signature: prints valid (exit 0) or invalid (exit 1)
+  edgehook service install|uninstall|start|stop|restart|status [--root DIR]
+                                run edgehook as a hardened systemd service
   edgehook version              version, commit, Go version, platform
 
 Global flags (anywhere on the line):
@@ -89,6 +92,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return e.cmdSign(cargs)
 	case "test-rule":
 		return e.cmdTestRule(cargs)
+	case "service":
+		return e.cmdService(cargs)
 	case "verify":
 		return e.cmdVerify(cargs)
 	case "version", "--version", "-version":
@@ -235,6 +240,8 @@ func (e *env) cmdRun(ctx context.Context, args []string) int {
 	}
 	b := bridge.New(cfg, rs, log, buildVersion())
 	b.Loader = func() (*bridge.Config, *rules.Set, error) { return bridge.Load(*path, e.getenv) }
+	sd := sdnotify.FromEnv(e.getenv, os.Getpid())
+	b.Notify, b.Watchdog = sd.Notify, sd.WatchdogInterval()
 	go func() {
 		for range hup {
 			b.Reload()
