@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -137,7 +138,7 @@ func (c *Client) Send(ctx context.Context, d Delivery) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, d.Method, d.URL, bytes.NewReader(d.Body))
 	if err != nil {
-		return err
+		return fmt.Errorf("%s %s: bad request: %w", d.Method, SafeURL(d.URL), errors.Unwrap(err))
 	}
 	for k, v := range d.Headers {
 		req.Header.Set(k, v)
@@ -163,7 +164,13 @@ func (c *Client) Send(ctx context.Context, d Delivery) error {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		// net/http names the whole URL, and a webhook URL's path is often
+		// its secret (Home Assistant's webhook id): name only the host.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%s %s: %w", d.Method, SafeURL(d.URL), err)
 	}
 	defer resp.Body.Close()
 	// Read a little for the error message, drain a bounded amount so the
@@ -213,4 +220,19 @@ func printable(b []byte) string {
 		}
 		return r
 	}, strings.TrimSpace(s))
+}
+
+// SafeURL returns raw reduced to scheme://host/…: no user info, path or
+// query, which may carry a secret (a Home Assistant webhook id, a token).
+// Use it wherever a URL is shown to a person.
+func SafeURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(invalid URL)"
+	}
+	s := u.Scheme + "://" + u.Host
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		s += "/…"
+	}
+	return s
 }
