@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
@@ -30,6 +31,7 @@ const drainTimeout = 10 * time.Second
 // Version is reported in the User-Agent and metrics; main sets it.
 type Version struct {
 	Version, Commit string
+	Platform        string // e.g. "go1.26 linux/arm GOARM=6", for the status page
 }
 
 // Bridge is the daemon: MQTT in, rules, durable outbox, webhooks out, and the
@@ -85,6 +87,11 @@ type Bridge struct {
 	reloadReq   chan struct{}                // capacity 1: Reload's requests
 	swapReq     chan swapRequest             // reload → ingest
 	stopping    atomic.Bool                  // Run is shutting down
+	started     time.Time                    // when Run began
+	view        *ruleView                    // rules and series for the status page
+	inLog       *inboundLog                  // recent inbound results for the status page
+	reviveMu    sync.Mutex                   // serialises dead-letter retries
+	page        *template.Template           // the status page
 }
 
 // publisher is what the inbound path needs from MQTT: a publish that returns
@@ -99,7 +106,8 @@ func New(cfg *Config, set *rules.Set, log *slog.Logger, v Version) *Bridge {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Bridge{cfg: cfg, set: set, log: log, version: v, now: time.Now, m: newMetricSet(), timeouts: defaultHTTPTimeouts,
-		pubWait: publishTimeout, reloadReq: make(chan struct{}, 1), swapReq: make(chan swapRequest)}
+		pubWait: publishTimeout, reloadReq: make(chan struct{}, 1), swapReq: make(chan swapRequest),
+		view: newRuleView(set), inLog: newInboundLog()}
 }
 
 // Run starts everything, serves until ctx ends, then shuts down in order: the
@@ -111,6 +119,10 @@ func New(cfg *Config, set *rules.Set, log *slog.Logger, v Version) *Bridge {
 func (b *Bridge) Run(ctx context.Context) (err error) {
 	cfg := b.cfg
 	b.current.Store(cfg)
+	b.started = b.now()
+	if b.page, err = parseStatusPage(); err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
 	b.store, err = queue.Open(cfg.Store.Dir, cfg.Store.Sync == "fsync")
 	if err != nil {
 		return err
@@ -373,6 +385,9 @@ func (b *Bridge) restore(brokerURL string) error {
 	if err != nil {
 		return err
 	}
+	all := map[rules.SeriesKey]rules.State{}
+	b.engine.States(func(k rules.SeriesKey, st *rules.State) { all[k] = *st })
+	b.view.update(all)
 	if restored+dropped > 0 {
 		b.log.Info("rule state restored", "series", restored, "reset", dropped)
 	}
@@ -450,7 +465,6 @@ func (b *Bridge) registerGauges() {
 		}
 		return 0
 	})
-	b.m.gauge(`edgehook_mqtt_reconnects_total`, func() float64 { return float64(b.mq.Reconnects()) })
 	b.m.gauge(`edgehook_outbox_bytes`, func() float64 { _, n := b.store.Pending(); return float64(n) })
 	for name := range b.allDeliverers() {
 		b.registerOutboxGauge(name)

@@ -58,10 +58,10 @@ type deliverer struct {
 	wait        *metrics.PrometheusHistogram
 	now         func() time.Time
 
-	in      chan *queue.Job // new jobs; buffered, the run loop drains it quickly
-	revive  chan *queue.Job // dead letters re-queued by a person
-	work    chan result     // attempts for the workers; capacity concurrency
-	results chan result     // capacity concurrency: workers never block on it
+	in      chan *queue.Job   // new jobs; buffered, the run loop drains it quickly
+	revive  chan []*queue.Job // dead letters re-queued by a person, committed to the outbox
+	work    chan result       // attempts for the workers; capacity concurrency
+	results chan result       // capacity concurrency: workers never block on it
 
 	// Owned by run.
 	series   map[string]*seriesQ
@@ -112,7 +112,7 @@ func newDeliverer(target string, attempt attemptFunc, concurrency int, ratePerSe
 		target: target, attempt: attempt, concurrency: max(1, concurrency),
 		store: store, retire: retire, flush: flush, log: log.With("endpoint", target), m: m.forTarget(target), wait: m.queueWait, now: now,
 		in:       make(chan *queue.Job, 1024),
-		revive:   make(chan *queue.Job, 64),
+		revive:   make(chan []*queue.Job, 16),
 		work:     make(chan result, max(1, concurrency)),
 		results:  make(chan result, max(1, concurrency)),
 		series:   map[string]*seriesQ{},
@@ -148,7 +148,7 @@ func (d *deliverer) run(stop <-chan struct{}, hard context.Context) {
 			for w := range d.work {
 				w.start = d.now()
 				if w.j.Attempts == 0 {
-					d.wait.Update(w.start.Sub(w.j.Created).Seconds())
+					d.wait.Update(w.j.Age(w.start).Seconds())
 				}
 				w.err = d.attempt(hard, w.j)
 				d.results <- w
@@ -176,8 +176,8 @@ func (d *deliverer) run(stop <-chan struct{}, hard context.Context) {
 		select {
 		case j := <-d.in:
 			d.add(j)
-		case j := <-d.revive:
-			d.addRevived(j)
+		case js := <-d.revive:
+			d.addRevived(js)
 		case r := <-d.results:
 			d.handle(r)
 		case <-wake:
@@ -224,12 +224,21 @@ func (d *deliverer) add(j *queue.Job) {
 	d.enqueue(j)
 }
 
-func (d *deliverer) addRevived(j *queue.Job) {
+// addRevived takes dead letters a person re-queued (already back in the
+// outbox), and re-enables the endpoint if a 410 had disabled it. A revived job
+// keeps its Seq, which is older than what was loaded; one in the range not yet
+// loaded from the store is left to the scan.
+func (d *deliverer) addRevived(jobs []*queue.Job) {
 	if d.disabled {
 		d.disabled = false
 		d.log.Info("endpoint re-enabled by a dead-letter retry")
 	}
-	d.enqueue(j)
+	for _, j := range jobs {
+		if d.overflow != 0 && j.Seq >= d.overflow {
+			continue
+		}
+		d.enqueue(j)
+	}
 }
 
 func (d *deliverer) enqueue(j *queue.Job) {
@@ -274,7 +283,7 @@ func (d *deliverer) dispatch() {
 	for len(d.ready) > 0 && d.inflight < d.concurrency && !d.disabled {
 		s := d.ready[0]
 		j := s.jobs[0]
-		if maxAge > 0 && now.Sub(j.Created) > maxAge {
+		if maxAge > 0 && j.Age(now) > maxAge {
 			d.ready = d.ready[1:]
 			d.pop(s)
 			d.deadLetter([]*queue.Job{j}, fmt.Sprintf("expired: not delivered within max_age %v", maxAge), 0, nil)
@@ -327,7 +336,7 @@ func (d *deliverer) handle(r result) {
 	switch verdict {
 	case webhook.Delivered:
 		d.m.ok.Inc()
-		d.m.latency.Update(now.Sub(j.Created).Seconds())
+		d.m.latency.Update(j.Age(now).Seconds())
 		d.mu.Lock()
 		d.status.Delivered++
 		d.status.LastError = ""
@@ -350,7 +359,7 @@ func (d *deliverer) handle(r result) {
 		d.setError(r.err)
 		j.Attempts++
 		wait := max(backoff(j.Attempts), webhook.RetryAfter(r.err))
-		if maxAge := time.Duration(d.maxAge.Load()); maxAge > 0 && now.Add(wait).Sub(j.Created) > maxAge {
+		if maxAge := time.Duration(d.maxAge.Load()); maxAge > 0 && j.Age(now.Add(wait)) > maxAge {
 			d.pop(s)
 			d.deadLetter([]*queue.Job{j}, fmt.Sprintf("expired: not delivered within max_age %v (last error: %v)", maxAge, r.err), statusOf(r.err), nil)
 			return

@@ -25,6 +25,11 @@ func (b *Bridge) newHTTPServer() *http.Server {
 	mux.HandleFunc("GET /healthz", b.handleHealthz)
 	mux.HandleFunc("GET /readyz", b.handleReadyz)
 	mux.HandleFunc("GET /metrics", b.handleMetrics)
+	mux.Handle("GET /{$}", b.admin(b.handleStatusPage))
+	mux.Handle("GET /api/v1/status", b.admin(b.handleAPIStatus))
+	mux.Handle("GET /api/v1/deadletters", b.admin(b.handleAPIDeadLetters))
+	mux.Handle("POST /api/v1/deadletters/{id}/retry", b.admin(b.handleAPIRetryOne))
+	mux.Handle("POST /api/v1/deadletters/retry", b.admin(b.handleAPIRetryAll))
 	mux.HandleFunc("/", b.handleInbound)
 	return &http.Server{
 		Handler:           mux,
@@ -97,6 +102,7 @@ func (b *Bridge) handleReadyz(w http.ResponseWriter, _ *http.Request) {
 
 func (b *Bridge) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	b.m.reconnects.Set(uint64(b.mq.Reconnects()))
 	b.m.write(w)
 }
 

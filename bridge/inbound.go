@@ -141,9 +141,15 @@ func (b *Bridge) handleInbound(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		b.count(rt, http.StatusOK)
+		msg := "published to " + res.Topic
+		if res.Duplicate {
+			msg = "duplicate of " + res.ID + ": nothing published"
+		}
+		b.recordInbound(rt, r, http.StatusOK, msg)
 		writeJSON(w, http.StatusOK, res)
 	case errors.As(err, &ie):
 		b.count(rt, ie.code)
+		b.recordInbound(rt, r, ie.code, ie.msg)
 		if ie.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(ie.retryAfter))
 		}
@@ -160,6 +166,19 @@ func (b *Bridge) handleInbound(w http.ResponseWriter, r *http.Request) {
 		b.log.Error("inbound request failed", "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "internal error", "status": 500})
 	}
+}
+
+// recordInbound keeps the result for the status page (routes only: requests
+// to unknown paths are counted, not listed).
+func (b *Bridge) recordInbound(rt *route, r *http.Request, code int, msg string) {
+	if rt == nil || b.inLog == nil {
+		return
+	}
+	client := "?"
+	if a := b.clientIP(r); a.IsValid() {
+		client = a.String()
+	}
+	b.inLog.add(rt.cfg.Name, InboundResult{At: b.now(), Status: code, Client: client, Message: msg})
 }
 
 func (b *Bridge) count(rt *route, code int) {

@@ -111,14 +111,20 @@ func (b *Bridge) ingest(ctx context.Context) {
 				break drain
 			}
 		}
-		b.retired.takeInto(&bt.q) // deliveries ride along: no commit of their own
+		b.retired.takeInto(&bt.q)                   // deliveries ride along: no commit of their own
+		var changed map[rules.SeriesKey]rules.State // for the status page
 		b.engine.TakeDirty(func(k rules.SeriesKey, st *rules.State) {
 			r := b.engine.Set().Rule(k.Rule)
 			bt.q.States = append(bt.q.States, queue.KV{Key: []byte(k.Rule + "\x00" + k.Series), Value: rules.MarshalState(r, st)})
+			if changed == nil {
+				changed = map[rules.SeriesKey]rules.State{}
+			}
+			changed[k] = *st
 		})
 		if !b.commit(ctx, &bt.q) {
 			return
 		}
+		b.view.update(changed)
 		// Durable: deliveries may start, and the broker may forget the messages.
 		for _, j := range bt.jobs {
 			if d := b.deliverer(j.Target); d != nil {
@@ -232,6 +238,9 @@ func (b *Bridge) collectWith(bt *batch, res rules.Result, nextSeq func() uint64,
 		return
 	}
 	typ := res.Outcome.Event.String()
+	if b.view != nil {
+		b.view.event(res.Rule.Name, res.Series, typ, res.Outcome.At)
+	}
 	if res.Outcome.Event == rules.Fired {
 		rm.fired.Inc()
 	} else {

@@ -27,12 +27,17 @@ type metricSet struct {
 	reloadsOK     *metrics.Counter
 	reloadsFailed *metrics.Counter
 	queueWait     *metrics.PrometheusHistogram // event time → first attempt starts
+	reconnects    *metrics.Counter             // set from the MQTT client at each scrape
 
 	mu    sync.Mutex // guards rules
 	rules map[string]*ruleMetrics
 }
 
 func newMetricSet() *metricSet {
+	// # TYPE lines make histograms and counters self-describing to any
+	// Prometheus parser. The library's switch is process-wide; edgehook
+	// always wants it on.
+	metrics.ExposeMetadata(true)
 	s := metrics.NewSet()
 	m := &metricSet{
 		set:           s,
@@ -47,6 +52,7 @@ func newMetricSet() *metricSet {
 		reloadsOK:     s.NewCounter(`edgehook_config_reloads_total{result="ok"}`),
 		reloadsFailed: s.NewCounter(`edgehook_config_reloads_total{result="error"}`),
 		queueWait:     s.NewPrometheusHistogramExt(`edgehook_delivery_wait_seconds`, fastBuckets),
+		reconnects:    s.NewCounter(`edgehook_mqtt_reconnects_total`),
 	}
 	for _, r := range rules.Rejects() {
 		m.rejected[r] = s.NewCounter(fmt.Sprintf(`edgehook_messages_rejected_total{reason=%q}`, r.String()))

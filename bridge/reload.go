@@ -200,6 +200,7 @@ func comparableMQTT(c *Config) []any {
 // series whose rule changed or went away. It runs on the ingest goroutine.
 func (b *Bridge) applySwap(ctx context.Context, req swapRequest) {
 	dropped := b.engine.Swap(req.set)
+	b.view.swap(req.set, dropped)
 	if len(dropped) > 0 {
 		var q queue.Batch
 		for _, k := range dropped {

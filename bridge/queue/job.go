@@ -26,25 +26,50 @@ type Job struct {
 	Reason string    // why it was dead-lettered
 	Status int       // last HTTP status, 0 if none
 	DeadAt time.Time // when it was dead-lettered
+
+	// Revived is when a person last re-queued this dead letter; max_age
+	// counts from it (else from Created). Zero if never.
+	Revived time.Time
+}
+
+// Age is how long j has been waiting for delivery at now: since it was
+// created, or since it was last revived.
+func (j *Job) Age(now time.Time) time.Duration {
+	if j.Revived.After(j.Created) {
+		return now.Sub(j.Revived)
+	}
+	return now.Sub(j.Created)
 }
 
 // PublishTarget is the Target of MQTT publish actions.
 const PublishTarget = "@mqtt"
 
-const jobVersion = 1
+// Record versions: 2 adds Revived after DeadAt. Jobs never revived are
+// written as version 1, which older releases read.
+const (
+	jobVersion  = 1
+	jobVersion2 = 2
+)
 
 var errCorrupt = errors.New("corrupt job record")
 
 // encode writes a compact, versioned binary record (Seq is the key).
 func (j *Job) encode() []byte {
 	b := make([]byte, 0, 64+len(j.Target)+len(j.ID)+len(j.Series)+len(j.Rule)+len(j.Body)+len(j.Topic)+len(j.Reason))
-	b = append(b, jobVersion)
+	version := byte(jobVersion)
+	if !j.Revived.IsZero() {
+		version = jobVersion2
+	}
+	b = append(b, version)
 	for _, s := range []string{j.Target, j.ID, j.Series, j.Rule, j.Type, j.Topic, j.Reason} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
 	b = binary.AppendVarint(b, unixNano(j.Created))
 	b = binary.AppendVarint(b, unixNano(j.DeadAt))
+	if version == jobVersion2 {
+		b = binary.AppendVarint(b, unixNano(j.Revived))
+	}
 	b = binary.AppendUvarint(b, uint64(j.Attempts))
 	b = binary.AppendUvarint(b, uint64(j.Status))
 	flags := j.QoS & 3
@@ -57,9 +82,10 @@ func (j *Job) encode() []byte {
 }
 
 func decodeJob(b []byte) (*Job, error) {
-	if len(b) == 0 || b[0] != jobVersion {
+	if len(b) == 0 || (b[0] != jobVersion && b[0] != jobVersion2) {
 		return nil, errCorrupt
 	}
+	version := b[0]
 	b = b[1:]
 	j := &Job{}
 	str := func() (string, bool) {
@@ -78,7 +104,11 @@ func decodeJob(b []byte) (*Job, error) {
 		}
 		*dst = s
 	}
-	for _, dst := range []*time.Time{&j.Created, &j.DeadAt} {
+	times := []*time.Time{&j.Created, &j.DeadAt}
+	if version == jobVersion2 {
+		times = append(times, &j.Revived)
+	}
+	for _, dst := range times {
 		v, k := binary.Varint(b)
 		if k <= 0 {
 			return nil, errCorrupt

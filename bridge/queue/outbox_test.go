@@ -232,11 +232,26 @@ func TestJobCodec(t *testing.T) {
 	if fmt.Sprintf("%+v", *got) != fmt.Sprintf("%+v", *j) {
 		t.Fatalf("round trip:\n%+v\n%+v", *got, *j)
 	}
+	if v := j.encode()[0]; v != jobVersion {
+		t.Fatalf("a job never revived is written as version %d, want %d (older releases read it)", v, jobVersion)
+	}
+	j.Revived = time.Unix(5, 6).UTC()
+	enc := j.encode()
+	if enc[0] != jobVersion2 {
+		t.Fatalf("a revived job is written as version %d, want %d", enc[0], jobVersion2)
+	}
+	if got, err = decodeJob(enc); err != nil || fmt.Sprintf("%+v", *got) != fmt.Sprintf("%+v", *j) {
+		t.Fatalf("round trip of a revived job: %v\n%+v\n%+v", err, got, *j)
+	}
+	if a := j.Age(time.Unix(15, 6)); a != 10*time.Second {
+		t.Fatalf("Age counts from Revived: got %v", a)
+	}
 }
 
 func FuzzDecodeJob(f *testing.F) {
 	f.Add((&Job{ID: "a", Body: []byte("b")}).encode())
 	f.Add([]byte{jobVersion})
+	f.Add((&Job{ID: "a", Revived: time.Unix(9, 0)}).encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if j, err := decodeJob(b); err == nil {
 			if !bytes.Equal(j.encode(), b) {

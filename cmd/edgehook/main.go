@@ -58,6 +58,8 @@ Usage:
                                 check a signature: prints valid (exit 0) or invalid (exit 1)
   edgehook service install|uninstall|start|stop|restart|status [--root DIR]
                                 run edgehook as a hardened systemd service
+  edgehook deadletters list | retry ID... | retry --all [--endpoint NAME]
+                                inspect and re-queue dead letters through the running daemon
   edgehook version              version, commit, Go version, platform
 
 Global flags (anywhere on the line):
@@ -94,6 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return e.cmdTestRule(cargs)
 	case "service":
 		return e.cmdService(cargs)
+	case "deadletters":
+		return e.cmdDeadletters(ctx, cargs)
 	case "verify":
 		return e.cmdVerify(cargs)
 	case "version", "--version", "-version":
@@ -259,7 +263,7 @@ func (e *env) cmdRun(ctx context.Context, args []string) int {
 }
 
 func buildVersion() bridge.Version {
-	return bridge.Version{Version: version, Commit: commit()}
+	return bridge.Version{Version: version, Commit: commit(), Platform: platform()}
 }
 
 func commit() string {
@@ -275,6 +279,16 @@ func commit() string {
 
 // versionLine is what `edgehook version` prints, on one line so scripts can grep it.
 func versionLine() string {
+	return fmt.Sprintf("edgehook %s commit=%s go=%s os=%s arch=%s", version, commit(), runtime.Version(), runtime.GOOS, arch())
+}
+
+// platform is "go1.26.8 linux/arm GOARM=6", for the status page.
+func platform() string {
+	return runtime.Version() + " " + runtime.GOOS + "/" + arch()
+}
+
+// arch is GOARCH with its level (GOARM=6, GOAMD64=v1, GOARM64=v8.0).
+func arch() string {
 	arch := runtime.GOARCH
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
@@ -284,5 +298,5 @@ func versionLine() string {
 			}
 		}
 	}
-	return fmt.Sprintf("edgehook %s commit=%s go=%s os=%s arch=%s", version, commit(), runtime.Version(), runtime.GOOS, arch)
+	return arch
 }
