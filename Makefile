@@ -1,29 +1,42 @@
 # edgehook. `make test` is what CI runs (through .ci/run).
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+COMMIT   ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.buildCommit=$(COMMIT)
 FUZZTIME ?= 30s
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build test deps lint fuzz bench cross demo clean
+.PHONY: all build test deps lint fuzz bench package cross demo clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o edgehook ./cmd/edgehook
 
-# deps installs what the integration tests need: a real mosquitto broker.
+# deps installs what the tests need, from Debian: a real mosquitto broker
+# (integration tests start their own), chromium (the status page is tested in
+# a headless browser), systemd-analyze (the unit is verified and rated) and
+# qemu-user-static (the arm binaries are run). Only what is missing.
+DEB_DEPS := mosquitto:mosquitto chromium:chromium systemd-analyze:systemd \
+	qemu-arm-static:qemu-user-static qemu-aarch64-static:qemu-user-static dpkg-deb:dpkg git:git
 deps:
-	@if command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; then :; else \
-		echo "installing mosquitto (integration tests start their own broker)"; \
-		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends mosquitto; \
+	@missing=""; for pair in $(DEB_DEPS); do tool=$${pair%%:*}; pkg=$${pair#*:}; \
+		command -v $$tool >/dev/null 2>&1 || [ -x /usr/sbin/$$tool ] || missing="$$missing $$pkg"; \
+	done; \
+	case "$$missing" in *chromium*) missing="$$missing fonts-dejavu-core";; esac; \
+	if [ -n "$$missing" ]; then \
+		pkgs=$$(printf '%s\n' $$missing | sort -u | tr '\n' ' '); \
+		echo "installing the test dependencies: $$pkgs"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$pkgs; \
 	fi
 
 # test runs every test, integration tests included, with the race detector.
 test: deps
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
-	$(GO) test -race -count=1 -timeout 15m ./...
+	@mkdir -p test-artifacts
+	$(GO) test -race -count=1 -timeout 15m -artifacts -outputdir $(CURDIR)/test-artifacts ./...
+	@echo "test artifacts (status page screenshots): test-artifacts/_artifacts/"
 
 lint:
 	$(GO) vet ./...
@@ -46,16 +59,23 @@ bench: deps
 	$(GO) run ./bench $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./rules ./bridge/...
 
-# cross builds the static binaries for every target.
+# package builds the release artifacts into dist/: static binaries, .deb
+# packages (nfpm) and .tar.gz archives for linux amd64, arm64 and armhf
+# (GOARM=6, for every Raspberry Pi). See packaging/build.sh.
+package:
+	rm -rf dist
+	GO=$(GO) VERSION=$(VERSION) ./packaging/build.sh dist
+
+# cross builds only the static binaries for every target.
 cross:
 	@mkdir -p dist
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/edgehook-linux-amd64 ./cmd/edgehook
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/edgehook-linux-arm64 ./cmd/edgehook
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/edgehook-linux-armv6 ./cmd/edgehook
-	@ls -l dist/
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/linux-amd64/edgehook ./cmd/edgehook
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/linux-arm64/edgehook ./cmd/edgehook
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/linux-armhf/edgehook ./cmd/edgehook
+	@ls -l dist/*/edgehook
 
 demo:
 	$(GO) run ./cmd/edgehook demo
 
 clean:
-	rm -rf edgehook dist bench/out
+	rm -rf edgehook dist bench/out test-artifacts

@@ -82,7 +82,7 @@ func TestRetryDeadLettersReenablesEndpoint(t *testing.T) {
 		t.Fatalf("list: %+v", list)
 	}
 	first := list.DeadLetters[0]
-	if first.Endpoint != "rx" || first.Status != 410 || first.Rule != "cold" || !strings.Contains(first.Reason, "410") {
+	if first.Endpoint != "rx" || first.Status != 410 || first.Rule != "cold" || !strings.Contains(first.Reason, "410") || first.Attempts != 1 {
 		t.Fatalf("dead letter: %+v", first)
 	}
 	var ev map[string]any

@@ -327,8 +327,14 @@ func (d *deliverer) handle(r result) {
 	d.status.LastAt = now
 	d.mu.Unlock()
 	verdict := webhook.Classify(r.err)
+	if verdict != webhook.Delivered && verdict != webhook.Retry {
+		j.Attempts++ // a failed attempt, for the dead letter's record
+	}
 	if d.disabled && verdict != webhook.Delivered {
 		// Finished after the endpoint was disabled by another attempt.
+		if verdict == webhook.Retry {
+			j.Attempts++
+		}
 		d.pop(s)
 		d.deadLetter([]*queue.Job{j}, "endpoint disabled after 410 Gone", 410, nil)
 		return

@@ -29,8 +29,13 @@ const (
 	exitConfig  = 78
 )
 
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// version and buildCommit are set at build time:
+// -ldflags "-X main.version=v1.2.3 -X main.buildCommit=0123456789ab".
+// Without buildCommit, the commit comes from Go's VCS stamp, if any.
+var (
+	version     = "dev"
+	buildCommit = ""
+)
 
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
@@ -267,6 +272,9 @@ func buildVersion() bridge.Version {
 }
 
 func commit() string {
+	if buildCommit != "" {
+		return buildCommit
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
