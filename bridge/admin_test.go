@@ -361,9 +361,10 @@ topic = "home/cmd"
 	post(t, d.httpURL+"/hooks/cmd", nil, []byte(`{}`)) // unsigned: 401
 
 	var st Status
-	waitFor(t, "the status shows two firing series", func() bool {
+	waitFor(t, "the status shows two firing series and an empty queue", func() bool {
 		apiGet(t, d, "/api/v1/status", &st)
-		return len(st.Rules) == 1 && st.Rules[0].Firing == 2
+		// The delivered event leaves the outbox with the next commit.
+		return len(st.Rules) == 1 && st.Rules[0].Firing == 2 && len(st.Endpoints) > 0 && st.Endpoints[0].QueueDepth == 0
 	})
 	r := st.Rules[0]
 	if r.Name != "cold" || r.Condition != "below" || r.SeriesCount != 2 || r.LastEvent == nil || r.LastEvent.Type != "rule.fired" {

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -366,8 +367,8 @@ func idleRSS(t *testing.T) {
 		args = append([]string{"sudo", "-n"}, args...)
 	}
 	d := exec.Command(args[0], args[1:]...)
-	var logs bytes.Buffer
-	d.Stderr = &logs
+	logs := &lockedBuffer{}
+	d.Stderr = logs
 	d.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
@@ -402,4 +403,22 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// lockedBuffer is a bytes.Buffer a child process may write while we read.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
