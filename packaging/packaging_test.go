@@ -200,7 +200,7 @@ func checkDeb(t *testing.T, deb, arch string, unit []byte) {
 		`-rwxr-xr-x root/root .* \./usr/bin/edgehook\n`,
 		`-rw-r----- root/root .* \./etc/edgehook/edgehook\.toml\n`,
 		`drwxr-xr-x root/root .* \./etc/edgehook/rules\.d/\n`,
-		`drwxr-x--- root/root .* \./var/lib/edgehook/\n`,
+		`drwx------ root/root .* \./var/lib/edgehook/\n`,
 		`-rw-r--r-- root/root .* \./lib/systemd/system/edgehook\.service\n`,
 		`\./usr/share/doc/edgehook/examples/rules/thermostat-heating\.toml\n`,
 	} {
@@ -258,7 +258,7 @@ func installDeb(t *testing.T, deb string, unit []byte) {
 		t.Fatal("no system user edgehook after install")
 	}
 	stat := strings.TrimSpace(mustSudo(t, "stat", "-c", "%U:%G %a", "/etc/edgehook/edgehook.toml", "/var/lib/edgehook", "/etc/edgehook/rules.d"))
-	if want := "root:edgehook 640\nedgehook:edgehook 750\nroot:root 755"; stat != want {
+	if want := "root:edgehook 640\nedgehook:edgehook 700\nroot:root 755"; stat != want {
 		t.Errorf("ownership after install:\n%s\nwant:\n%s", stat, want)
 	}
 	installed, _ := os.ReadFile("/lib/systemd/system/edgehook.service")
