@@ -1,7 +1,9 @@
 package bridge
 
 import (
+	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,10 +17,9 @@ import (
 
 // The status page and /api/v1 show what the daemon knows and can re-queue dead
 // letters, so they answer only:
-//   - loopback clients (a reverse proxy on the same host must be listed in
-//     trusted_proxies, else a request carrying X-Forwarded-For or Forwarded
-//     is not taken as local), addressing us by an IP literal or "localhost"
-//     (so a web page cannot reach us through DNS rebinding); or
+//   - loopback clients, directly or through a trusted proxy on this host that
+//     says so in X-Forwarded-For, addressing us by an IP literal or
+//     "localhost" (so a web page cannot reach us through DNS rebinding); or
 //   - anyone presenting the admin token: "Authorization: Bearer <token>", or
 //     HTTP Basic with the token as password (browsers).
 //
@@ -66,23 +67,34 @@ func presentedToken(r *http.Request, token string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
-// isLocal reports whether r comes from this host, directly or through a
-// trusted proxy, and names us by an IP literal or localhost.
+// isLocal reports whether r comes from this host: the TCP peer is loopback,
+// every hop a proxy recorded in X-Forwarded-For is loopback too (and the
+// peer is a trusted proxy if there are any), there is no Forwarded header
+// (which we do not parse), and the Host header names us by an IP literal or
+// localhost. A trusted proxy elsewhere on the network never makes a request
+// local, whatever it forwards.
 func (b *Bridge) isLocal(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return false
 	}
 	peer, err := netip.ParseAddr(host)
-	if err != nil {
+	if err != nil || !peer.Unmap().IsLoopback() {
 		return false
 	}
-	peer = peer.Unmap()
-	if !containsAddr(b.trusted, peer) && (r.Header.Get("X-Forwarded-For") != "" || r.Header.Get("Forwarded") != "") {
-		return false // a proxy we were not told to trust: the real client is elsewhere
-	}
-	if !b.clientIP(r).IsLoopback() {
+	if r.Header.Get("Forwarded") != "" {
 		return false
+	}
+	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+		if !containsAddr(b.trusted, peer.Unmap()) {
+			return false // a proxy we were not told to trust: the real client is elsewhere
+		}
+		for _, hop := range strings.Split(strings.Join(xff, ","), ",") {
+			a, err := netip.ParseAddr(strings.TrimSpace(hop))
+			if err != nil || !a.Unmap().IsLoopback() {
+				return false
+			}
+		}
 	}
 	return localHost(r.Host)
 }
@@ -119,21 +131,21 @@ func (b *Bridge) handleAPIDeadLetters(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = min(n, maxDeadLettersListed)
 	}
-	jobs, _, err := b.deadLetters()
+	ep, rule := r.URL.Query().Get("endpoint"), r.URL.Query().Get("rule")
+	out := []DeadLetter{}
+	total := 0
+	err := b.store.DeadLetters(func(j *queue.Job) {
+		if (ep == "" || j.Target == ep) && (rule == "" || j.Rule == rule) {
+			total++
+			out = append(out, deadLetterOf(j))
+			if len(out) > limit {
+				out = out[1:] // keep the newest
+			}
+		}
+	})
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]any{"status": 500, "error": "reading dead letters: " + err.Error()})
 		return
-	}
-	ep, rule := r.URL.Query().Get("endpoint"), r.URL.Query().Get("rule")
-	out := []DeadLetter{}
-	for _, j := range jobs {
-		if (ep == "" || j.Target == ep) && (rule == "" || j.Rule == rule) {
-			out = append(out, deadLetterOf(j))
-		}
-	}
-	total := len(out)
-	if len(out) > limit {
-		out = out[len(out)-limit:]
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"count": total, "dead_letters": out})
 }
@@ -157,7 +169,7 @@ type RetrySkip struct {
 // seq).
 func (b *Bridge) handleAPIRetryOne(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	res, err := b.retryDeadLetters(func(j *queue.Job) bool {
+	res, err := b.retryDeadLetters(r.Context(), func(j *queue.Job) bool {
 		return j.ID == id || strconv.FormatUint(j.Seq, 10) == id
 	})
 	switch {
@@ -179,7 +191,7 @@ func (b *Bridge) handleAPIRetryAll(w http.ResponseWriter, r *http.Request) {
 	if ep == "" {
 		ep = r.PostFormValue("endpoint")
 	}
-	res, err := b.retryDeadLetters(func(j *queue.Job) bool { return ep == "" || j.Target == ep })
+	res, err := b.retryDeadLetters(r.Context(), func(j *queue.Job) bool { return ep == "" || j.Target == ep })
 	if err != nil {
 		b.answerRetry(w, r, http.StatusServiceUnavailable, RetryResult{Error: err.Error()})
 		return
@@ -187,12 +199,74 @@ func (b *Bridge) handleAPIRetryAll(w http.ResponseWriter, r *http.Request) {
 	b.answerRetry(w, r, http.StatusOK, res)
 }
 
+// DeleteResult is what a delete answers.
+type DeleteResult struct {
+	Deleted int      `json:"deleted"`
+	IDs     []string `json:"ids"`
+	Error   string   `json:"error,omitempty"`
+	Status  int      `json:"status,omitempty"`
+}
+
+// handleAPIDeleteOne throws one dead letter away (DELETE, or POST …/delete
+// from the page's form).
+func (b *Bridge) handleAPIDeleteOne(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ids, err := b.deleteDeadLetters(func(j *queue.Job) bool { return j.ID == id || strconv.FormatUint(j.Seq, 10) == id })
+	switch {
+	case err != nil:
+		b.answerDelete(w, r, http.StatusServiceUnavailable, DeleteResult{IDs: []string{}, Error: err.Error()})
+	case len(ids) == 0:
+		b.answerDelete(w, r, http.StatusNotFound, DeleteResult{IDs: ids, Error: fmt.Sprintf("no dead letter %q", id)})
+	default:
+		b.answerDelete(w, r, http.StatusOK, DeleteResult{Deleted: len(ids), IDs: ids})
+	}
+}
+
+// handleAPIDeleteAll throws every dead letter away (?endpoint= limits it to
+// one endpoint).
+func (b *Bridge) handleAPIDeleteAll(w http.ResponseWriter, r *http.Request) {
+	ep := r.URL.Query().Get("endpoint")
+	ids, err := b.deleteDeadLetters(func(j *queue.Job) bool { return ep == "" || j.Target == ep })
+	if err != nil {
+		b.answerDelete(w, r, http.StatusServiceUnavailable, DeleteResult{IDs: []string{}, Error: err.Error()})
+		return
+	}
+	b.answerDelete(w, r, http.StatusOK, DeleteResult{Deleted: len(ids), IDs: ids})
+}
+
+func (b *Bridge) answerDelete(w http.ResponseWriter, r *http.Request, code int, res DeleteResult) {
+	if wantsHTML(r) {
+		seeOther(w, backToPage(r, fmt.Sprintf("deleted=%d&failed=%d", res.Deleted, btoi(code >= 400))))
+		return
+	}
+	if code >= 400 {
+		res.Status = code
+	}
+	writeJSON(w, code, res)
+}
+
+// wantsHTML reports whether r is a browser's form post from the status page.
+func wantsHTML(r *http.Request) bool { return strings.Contains(r.Header.Get("Accept"), "text/html") }
+
+// backToPage is a relative URL from an /api/v1/deadletters/… request back to
+// the status page, so that it also works under a reverse proxy's sub-path.
+func backToPage(r *http.Request, query string) string {
+	depth := strings.Count(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	return strings.Repeat("../", depth) + "?" + query + "#deadletters"
+}
+
+// seeOther redirects to a relative URL as it is (http.Redirect would make it
+// absolute, losing a proxy's path prefix).
+func seeOther(w http.ResponseWriter, location string) {
+	w.Header().Set("Location", location)
+	w.WriteHeader(http.StatusSeeOther)
+}
+
 // answerRetry answers JSON, or, for a form on the status page (a browser
 // asking for HTML), redirects back to it with the outcome.
 func (b *Bridge) answerRetry(w http.ResponseWriter, r *http.Request, code int, res RetryResult) {
-	if strings.Contains(r.Header.Get("Accept"), "text/html") {
-		http.Redirect(w, r, fmt.Sprintf("/?retried=%d&skipped=%d&failed=%d#deadletters", res.Retried, len(res.Skipped),
-			btoi(code >= 400)), http.StatusSeeOther)
+	if wantsHTML(r) {
+		seeOther(w, backToPage(r, fmt.Sprintf("retried=%d&skipped=%d&failed=%d", res.Retried, len(res.Skipped), btoi(code >= 400))))
 		return
 	}
 	if code >= 400 {
@@ -214,58 +288,130 @@ func btoi(v bool) int {
 	return 0
 }
 
-// retryDeadLetters moves the dead letters match picks back to the outbox,
-// with their attempts reset, their webhook-ids kept and max_age counted from
-// now, re-enables endpoints a 410 had disabled, and hands the jobs to their
-// deliverers. Dead letters of endpoints no longer configured are skipped.
-// Retries are serialised; it blocks for one store commit.
-func (b *Bridge) retryDeadLetters(match func(*queue.Job) bool) (RetryResult, error) {
+// reviveChunk is how many dead letters one ingest commit re-queues.
+const reviveChunk = 500
+
+// errStopping answers a retry or delete that arrives during shutdown.
+var errStopping = errors.New("edgehook is shutting down; nothing more was changed")
+
+// retryDeadLetters puts the dead letters match picks back in the outbox:
+// under a new Seq (so they are loaded like any new event, within the memory
+// window), with their webhook-id, attempts reset and max_age counted from
+// now. Ingest commits them, a chunk at a time, and hands them to their
+// deliverers; one of an endpoint a 410 disabled re-enables it. Dead letters
+// that never rendered, or whose endpoint is no longer configured, are
+// skipped. Retries and deletes are serialised.
+func (b *Bridge) retryDeadLetters(ctx context.Context, match func(*queue.Job) bool) (RetryResult, error) {
 	b.reviveMu.Lock()
 	defer b.reviveMu.Unlock()
 	res := RetryResult{IDs: []string{}, Skipped: []RetrySkip{}}
-	var q queue.Batch
-	// Reports the deliverers have not committed yet go first, so that a
-	// pending "disabled" mark cannot land after the re-enable below.
-	b.retired.takeInto(&q)
-	takenDone, takenDead, takenMeta := q.Done, q.Dead, q.Meta
-	perTarget := map[string][]*queue.Job{}
-	now := b.now()
+	var seqs []uint64
 	err := b.store.DeadLetters(func(j *queue.Job) {
-		if !match(j) {
-			return
-		}
-		if b.deliverer(j.Target) == nil {
+		switch {
+		case !match(j):
+		case j.Undeliverable:
+			res.Skipped = append(res.Skipped, RetrySkip{ID: j.ID, Reason: "cannot be retried: it was never rendered (" + j.Reason +
+				"); fix the rule, and new events will use it"})
+		case b.deliverer(j.Target) == nil:
 			res.Skipped = append(res.Skipped, RetrySkip{ID: j.ID, Reason: fmt.Sprintf("endpoint %q is no longer configured", j.Target)})
-			return
+		default:
+			seqs = append(seqs, j.Seq)
 		}
-		j.Attempts, j.Reason, j.Status, j.DeadAt, j.Revived = 0, "", 0, time.Time{}, now.UTC()
-		q.Revive = append(q.Revive, j)
-		perTarget[j.Target] = append(perTarget[j.Target], j)
-		res.IDs = append(res.IDs, j.ID)
 	})
 	if err != nil {
-		b.retired.add(takenDone, takenDead, takenMeta)
 		return res, fmt.Errorf("reading dead letters: %w", err)
 	}
-	for target := range perTarget {
-		q.Meta = append(q.Meta, queue.KV{Key: []byte("disabled/" + target)}) // nil Value: delete
+	for len(seqs) > 0 {
+		chunk := seqs[:min(len(seqs), reviveChunk)]
+		seqs = seqs[len(chunk):]
+		req := reviveRequest{done: make(chan error, 1)}
+		for _, seq := range chunk {
+			j, err := b.store.DeadLetter(seq)
+			if err != nil {
+				return res, fmt.Errorf("reading dead letters: %w", err)
+			}
+			if j != nil {
+				req.jobs = append(req.jobs, j)
+			}
+		}
+		select {
+		case b.reviveReq <- req:
+		case <-b.ingestDone:
+			return res, errStopping
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+		if err := <-req.done; err != nil {
+			return res, err
+		}
+		res.Retried += len(req.jobs)
+		for _, j := range req.jobs {
+			res.IDs = append(res.IDs, j.ID)
+		}
 	}
-	if len(q.Revive) == 0 && len(takenDone)+len(takenDead)+len(takenMeta) == 0 {
-		return res, nil
+	if res.Retried > 0 {
+		b.log.Info("dead letters re-queued", "count", res.Retried)
+	}
+	return res, nil
+}
+
+// reviveRequest asks ingest to put dead letters back in the outbox.
+type reviveRequest struct {
+	jobs []*queue.Job // dead letters, as stored
+	done chan error   // capacity 1
+}
+
+// applyRevive commits a reviveRequest and hands the jobs to the deliverers,
+// in Seq order like every new job. It runs on the ingest goroutine.
+func (b *Bridge) applyRevive(ctx context.Context, req reviveRequest) {
+	var bt batch
+	now := b.now().UTC()
+	for _, dl := range req.jobs {
+		j := *dl
+		j.Seq = b.store.NextSeq()
+		j.Attempts, j.Reason, j.Status, j.DeadAt, j.Revived = 0, "", 0, time.Time{}, now
+		bt.q.Discard = append(bt.q.Discard, dl.Seq)
+		bt.q.Put = append(bt.q.Put, &j)
+		bt.jobs = append(bt.jobs, &j)
+	}
+	if !b.commit(ctx, &bt.q) {
+		req.done <- errStopping
+		return
+	}
+	for _, j := range bt.jobs {
+		if d := b.deliverer(j.Target); d != nil {
+			d.in <- j
+		}
+	}
+	req.done <- nil
+}
+
+// deleteDeadLetters throws away the dead letters match picks, and returns
+// their ids.
+func (b *Bridge) deleteDeadLetters(match func(*queue.Job) bool) ([]string, error) {
+	b.reviveMu.Lock()
+	defer b.reviveMu.Unlock()
+	var q queue.Batch
+	ids := []string{}
+	err := b.store.DeadLetters(func(j *queue.Job) {
+		if match(j) {
+			q.Discard = append(q.Discard, j.Seq)
+			ids = append(ids, j.ID)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading dead letters: %w", err)
+	}
+	if len(ids) == 0 {
+		return ids, nil
+	}
+	if b.stopping.Load() {
+		return nil, errStopping
 	}
 	if err := b.store.Commit(&q); err != nil {
 		b.m.commitErrs.Inc()
-		b.retired.add(takenDone, takenDead, takenMeta)
-		return RetryResult{IDs: []string{}, Skipped: []RetrySkip{}}, fmt.Errorf("store: %w", err)
+		return nil, err
 	}
-	res.Retried = len(q.Revive)
-	for target, jobs := range perTarget {
-		b.log.Info("dead letters re-queued", "endpoint", target, "count", len(jobs))
-		select {
-		case b.deliverer(target).revive <- jobs:
-		case <-b.stopDeliver:
-			// Shutting down: they are in the outbox and go out after the restart.
-		}
-	}
-	return res, nil
+	b.log.Info("dead letters deleted", "count", len(ids))
+	return ids, nil
 }

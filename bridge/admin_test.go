@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -317,6 +319,54 @@ trusted_proxies = ["127.0.0.1"]`, 1)
 	}
 }
 
+// Who counts as local, by peer address and forwarding headers (no network:
+// the requests are built by hand).
+func TestIsLocal(t *testing.T) {
+	b := &Bridge{trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("192.168.1.0/24")}}
+	for _, c := range []struct {
+		peer string
+		h    map[string]string
+		want bool
+	}{
+		{"127.0.0.1:5000", nil, true},
+		{"[::1]:5000", nil, true},
+		{"192.168.1.20:5000", nil, false},
+		// A trusted proxy elsewhere on the LAN cannot vouch for loopback.
+		{"192.168.1.50:5000", map[string]string{"X-Forwarded-For": "127.0.0.1"}, false},
+		// A trusted proxy on this host, forwarding a local client, or a remote one.
+		{"127.0.0.1:5000", map[string]string{"X-Forwarded-For": "127.0.0.1"}, true},
+		{"127.0.0.1:5000", map[string]string{"X-Forwarded-For": "127.0.0.1, 203.0.113.9"}, false},
+		{"127.0.0.1:5000", map[string]string{"X-Forwarded-For": "203.0.113.9, 127.0.0.1"}, false},
+		{"127.0.0.1:5000", map[string]string{"X-Forwarded-For": "garbage"}, false},
+		// Forwarded is not parsed: never local.
+		{"127.0.0.1:5000", map[string]string{"Forwarded": "for=127.0.0.1"}, false},
+		// DNS rebinding.
+		{"127.0.0.1:5000", map[string]string{"Host": "attacker.example"}, false},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.peer
+		r.Host = "127.0.0.1:8321"
+		for k, v := range c.h {
+			if k == "Host" {
+				r.Host = v
+			} else {
+				r.Header.Set(k, v)
+			}
+		}
+		if got := b.isLocal(r); got != c.want {
+			t.Errorf("peer %s %v: local=%v, want %v", c.peer, c.h, got, c.want)
+		}
+	}
+	// An untrusted local proxy's X-Forwarded-For makes it non-local.
+	b.trusted = nil
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr, r.Host = "127.0.0.1:5000", "127.0.0.1:8321"
+	r.Header.Set("X-Forwarded-For", "127.0.0.1")
+	if b.isLocal(r) {
+		t.Error("X-Forwarded-For from an untrusted proxy was believed")
+	}
+}
+
 func TestLocalHost(t *testing.T) {
 	for h, want := range map[string]bool{
 		"127.0.0.1:8321": true, "localhost:8321": true, "LOCALHOST": true, "[::1]:8321": true, "foo.localhost": true,
@@ -402,7 +452,7 @@ topic = "home/cmd"
 		t.Fatalf("GET /: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	dl := deadLetters(d)[0]
-	for _, want := range []string{"cold", "firing", "home/a/temperature", dl.ID, `action="/api/v1/deadletters/` + dl.ID + `/retry"`, "Retry all", "/hooks/cmd", "401", "test"} {
+	for _, want := range []string{"cold", "firing", "home/a/temperature", dl.ID, `action="api/v1/deadletters/` + dl.ID + `/retry"`, "Retry all", "/hooks/cmd", "401", "test"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("status page lacks %q", want)
 		}
@@ -434,8 +484,19 @@ func TestRetryFormRedirects(t *testing.T) {
 	req := httptest.NewRequest("POST", "/api/v1/deadletters/retry", nil)
 	req.Header.Set("Accept", "text/html,application/xhtml+xml")
 	b.answerRetry(rec, req, 200, RetryResult{Retried: 2})
-	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/?retried=2&skipped=0&failed=0#deadletters" {
+	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "../../../?retried=2&skipped=0&failed=0#deadletters" {
 		t.Fatalf("form retry: %d %q", rec.Code, rec.Header().Get("Location"))
+	}
+	// Relative, so that it works under a proxy's sub-path: from
+	// /api/v1/deadletters/ID/retry four levels up is the page.
+	rec = httptest.NewRecorder()
+	req = httptest.NewRequest("POST", "/api/v1/deadletters/evt_1/retry", nil)
+	req.Header.Set("Accept", "text/html")
+	b.answerRetry(rec, req, 200, RetryResult{Retried: 1})
+	base, _ := url.Parse("http://pi.local/edgehook/api/v1/deadletters/evt_1/retry")
+	loc, _ := url.Parse(rec.Header().Get("Location"))
+	if got := base.ResolveReference(loc); got.Path != "/edgehook/" || got.Query().Get("retried") != "1" {
+		t.Fatalf("redirect resolves to %v", got)
 	}
 }
 
@@ -462,5 +523,94 @@ func TestRuleViewStates(t *testing.T) {
 	got := l.recent("r")
 	if len(got) != inboundRecent || got[0].Status != inboundRecent+4 || got[len(got)-1].Status != 5 {
 		t.Fatalf("recent: %d entries, first %d last %d", len(got), got[0].Status, got[len(got)-1].Status)
+	}
+}
+
+// A dead letter that never rendered (its body template failed) is not
+// retried: that would send an empty body. It can be deleted, like any other;
+// DELETE, the page's form and delete-all work.
+func TestUndeliverableAndDelete(t *testing.T) {
+	b := startBroker(t)
+	rx := newReceiver(t)
+	rx.setRespond(func(int, *http.Request, http.ResponseWriter) int { return http.StatusBadRequest })
+	d := startDaemon(t, testConfig(t.TempDir(), b.URL(), rx.URL(), coldRule+`
+[[rule]]
+name = "broken"
+topic = "home/+/temperature"
+value = "temperature"
+below = 18.0
+endpoints = ["rx"]
+body = '{"room": {{ topicPart 1 }}}'
+`))
+	p := newPublisher(t, b.URL())
+	for _, room := range []string{"a", "b", "c"} {
+		p.temp("home/"+room+"/temperature", 20)
+		p.temp("home/"+room+"/temperature", 10)
+	}
+	waitFor(t, "six dead letters", func() bool { return len(deadLetters(d)) == 6 })
+	var list struct {
+		DeadLetters []DeadLetter `json:"dead_letters"`
+	}
+	apiGet(t, d, "/api/v1/deadletters?rule=broken", &list)
+	if len(list.DeadLetters) != 3 || list.DeadLetters[0].Retryable {
+		t.Fatalf("broken rule's dead letters: %+v", list.DeadLetters)
+	}
+	broken := list.DeadLetters[0]
+	code, res := apiPost(t, d, "/api/v1/deadletters/"+broken.ID+"/retry")
+	if code != http.StatusConflict || len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0].Reason, "never rendered") {
+		t.Fatalf("retry of an unrenderable dead letter: %d %+v", code, res)
+	}
+	hits := len(rx.all())
+	code, res = apiPost(t, d, "/api/v1/deadletters/retry")
+	if code != http.StatusOK || res.Retried != 3 || len(res.Skipped) != 3 {
+		t.Fatalf("retry all: %d %+v", code, res)
+	}
+	rx.waitHits(hits+3, 10*time.Second) // the cold ones, attempted again (and dead again: 400)
+	for _, h := range rx.all()[hits:] {
+		if len(h.Body) == 0 || h.Event["rule"] != "cold" {
+			t.Fatalf("retry sent %q", h.Body)
+		}
+	}
+	waitFor(t, "six dead letters again", func() bool { return len(deadLetters(d)) == 6 })
+
+	del := func(method, path string, h map[string]string) (int, string) {
+		req, _ := http.NewRequest(method, d.httpURL+path, nil)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw) + resp.Header.Get("Location")
+	}
+	if code, body := del("DELETE", "/api/v1/deadletters/"+broken.ID, nil); code != 200 || !strings.Contains(body, `"deleted":1`) {
+		t.Fatalf("DELETE one: %d %s", code, body)
+	}
+	if code, _ := del("DELETE", "/api/v1/deadletters/"+broken.ID, nil); code != 404 {
+		t.Fatalf("DELETE of a deleted one: %d", code)
+	}
+	apiGet(t, d, "/api/v1/deadletters?rule=broken", &list)
+	if code, loc := del("POST", "/api/v1/deadletters/"+list.DeadLetters[0].ID+"/delete", map[string]string{"Accept": "text/html"}); code != 303 || !strings.Contains(loc, "deleted=1") {
+		t.Fatalf("form delete: %d %s", code, loc)
+	}
+	if code, body := del("DELETE", "/api/v1/deadletters?endpoint=nope", nil); code != 200 || !strings.Contains(body, `"deleted":0`) {
+		t.Fatalf("DELETE all of another endpoint: %d %s", code, body)
+	}
+	if code, body := del("DELETE", "/api/v1/deadletters", nil); code != 200 || !strings.Contains(body, `"deleted":4`) {
+		t.Fatalf("DELETE all: %d %s", code, body)
+	}
+	if n := len(deadLetters(d)); n != 0 {
+		t.Fatalf("%d dead letters left", n)
+	}
+	if v := d.metric(t, `edgehook_dead_letters{endpoint="rx"}`); v != 0 {
+		t.Fatalf("edgehook_dead_letters = %v after deleting all", v)
+	}
+	// Deleting is refused to other sites' pages, like retrying.
+	if code, _ := del("DELETE", "/api/v1/deadletters", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}); code != 403 {
+		t.Fatalf("cross-site DELETE: %d", code)
 	}
 }

@@ -90,7 +90,9 @@ type Bridge struct {
 	started     time.Time                    // when Run began
 	view        *ruleView                    // rules and series for the status page
 	inLog       *inboundLog                  // recent inbound results for the status page
-	reviveMu    sync.Mutex                   // serialises dead-letter retries
+	reviveMu    sync.Mutex                   // serialises dead-letter retries and deletes
+	reviveReq   chan reviveRequest           // retries → ingest
+	ingestDone  chan struct{}                // closed when ingest has returned
 	page        *template.Template           // the status page
 }
 
@@ -107,7 +109,7 @@ func New(cfg *Config, set *rules.Set, log *slog.Logger, v Version) *Bridge {
 	}
 	return &Bridge{cfg: cfg, set: set, log: log, version: v, now: time.Now, m: newMetricSet(), timeouts: defaultHTTPTimeouts,
 		pubWait: publishTimeout, reloadReq: make(chan struct{}, 1), swapReq: make(chan swapRequest),
-		view: newRuleView(set), inLog: newInboundLog()}
+		view: newRuleView(set), inLog: newInboundLog(), reviveReq: make(chan reviveRequest), ingestDone: make(chan struct{})}
 }
 
 // Run starts everything, serves until ctx ends, then shuts down in order: the
@@ -224,8 +226,7 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 		}()
 	}
 	ingestCtx, stopIngest := context.WithCancel(context.Background())
-	ingestDone := make(chan struct{})
-	go func() { defer close(ingestDone); b.ingest(ingestCtx) }()
+	go func() { defer close(b.ingestDone); b.ingest(ingestCtx) }()
 	b.mq.Connect()
 	b.log.Info("edgehook running", "version", b.version.Version, "http", ln.Addr().String(), "broker", brokerURL,
 		"rules", len(b.set.Rules()), "endpoints", len(cfg.Endpoints), "store", b.store.Path())
@@ -244,7 +245,7 @@ func (b *Bridge) Run(ctx context.Context) (err error) {
 	cancel()
 	wg.Wait()
 	stopIngest()
-	<-ingestDone
+	<-b.ingestDone
 	b.mq.Close(time.Second)
 	b.delivMu.Lock()
 	close(b.stopDeliver)

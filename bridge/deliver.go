@@ -59,7 +59,6 @@ type deliverer struct {
 	now         func() time.Time
 
 	in      chan *queue.Job   // new jobs; buffered, the run loop drains it quickly
-	revive  chan []*queue.Job // dead letters re-queued by a person, committed to the outbox
 	work    chan result       // attempts for the workers; capacity concurrency
 	results chan result       // capacity concurrency: workers never block on it
 
@@ -112,7 +111,6 @@ func newDeliverer(target string, attempt attemptFunc, concurrency int, ratePerSe
 		target: target, attempt: attempt, concurrency: max(1, concurrency),
 		store: store, retire: retire, flush: flush, log: log.With("endpoint", target), m: m.forTarget(target), wait: m.queueWait, now: now,
 		in:       make(chan *queue.Job, 1024),
-		revive:   make(chan []*queue.Job, 16),
 		work:     make(chan result, max(1, concurrency)),
 		results:  make(chan result, max(1, concurrency)),
 		series:   map[string]*seriesQ{},
@@ -176,8 +174,6 @@ func (d *deliverer) run(stop <-chan struct{}, hard context.Context) {
 		select {
 		case j := <-d.in:
 			d.add(j)
-		case js := <-d.revive:
-			d.addRevived(js)
 		case r := <-d.results:
 			d.handle(r)
 		case <-wake:
@@ -207,8 +203,12 @@ func (d *deliverer) nextWake() (time.Time, bool) {
 	return t, !t.IsZero()
 }
 
-// add takes a newly committed job.
+// add takes a newly committed job. A revived one (a dead letter a person
+// retried) re-enables an endpoint a 410 disabled.
 func (d *deliverer) add(j *queue.Job) {
+	if d.disabled && !j.Revived.IsZero() {
+		d.reenable()
+	}
 	switch {
 	case j.Seq <= d.loaded:
 		return // already loaded from the store (or dead-lettered when disabled)
@@ -224,21 +224,12 @@ func (d *deliverer) add(j *queue.Job) {
 	d.enqueue(j)
 }
 
-// addRevived takes dead letters a person re-queued (already back in the
-// outbox), and re-enables the endpoint if a 410 had disabled it. A revived job
-// keeps its Seq, which is older than what was loaded; one in the range not yet
-// loaded from the store is left to the scan.
-func (d *deliverer) addRevived(jobs []*queue.Job) {
-	if d.disabled {
-		d.disabled = false
-		d.log.Info("endpoint re-enabled by a dead-letter retry")
-	}
-	for _, j := range jobs {
-		if d.overflow != 0 && j.Seq >= d.overflow {
-			continue
-		}
-		d.enqueue(j)
-	}
+// reenable lifts a 410's disable: a person retried one of its dead letters.
+// The mark is deleted through retire, so it is ordered after the mark's put.
+func (d *deliverer) reenable() {
+	d.disabled = false
+	d.retire(nil, nil, []queue.KV{{Key: []byte("disabled/" + d.target)}})
+	d.log.Info("endpoint re-enabled by a dead-letter retry")
 }
 
 func (d *deliverer) enqueue(j *queue.Job) {

@@ -30,6 +30,9 @@ func (b *Bridge) newHTTPServer() *http.Server {
 	mux.Handle("GET /api/v1/deadletters", b.admin(b.handleAPIDeadLetters))
 	mux.Handle("POST /api/v1/deadletters/{id}/retry", b.admin(b.handleAPIRetryOne))
 	mux.Handle("POST /api/v1/deadletters/retry", b.admin(b.handleAPIRetryAll))
+	mux.Handle("DELETE /api/v1/deadletters/{id}", b.admin(b.handleAPIDeleteOne))
+	mux.Handle("POST /api/v1/deadletters/{id}/delete", b.admin(b.handleAPIDeleteOne))
+	mux.Handle("DELETE /api/v1/deadletters", b.admin(b.handleAPIDeleteAll))
 	mux.HandleFunc("/", b.handleInbound)
 	return &http.Server{
 		Handler:           mux,
@@ -103,6 +106,12 @@ func (b *Bridge) handleReadyz(w http.ResponseWriter, _ *http.Request) {
 func (b *Bridge) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	b.m.reconnects.Set(uint64(b.mq.Reconnects()))
+	// Dead letters waiting, per endpoint (the _total counter only grows).
+	if counts, err := b.store.DeadCounts(); err == nil {
+		for name := range b.allDeliverers() {
+			b.m.set.GetOrCreateGauge(`edgehook_dead_letters{endpoint=`+label(name)+`}`, nil).Set(float64(counts[name]))
+		}
+	}
 	b.m.write(w)
 }
 

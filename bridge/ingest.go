@@ -101,6 +101,9 @@ func (b *Bridge) ingest(ctx context.Context) {
 		case req := <-b.swapReq:
 			b.applySwap(ctx, req)
 			continue
+		case req := <-b.reviveReq:
+			b.applyRevive(ctx, req)
+			continue
 		}
 	drain:
 		for len(bt.acks) < maxBatch && in != nil && !b.batchFull(&bt) {
@@ -310,7 +313,7 @@ func (b *Bridge) collectWith(bt *batch, res rules.Result, nextSeq func() uint64,
 
 // deadOnArrival records a job that can never be delivered as a dead letter.
 func (b *Bridge) deadOnArrival(bt *batch, j *queue.Job, reason string) {
-	j.Reason, j.DeadAt = reason, b.now()
+	j.Reason, j.DeadAt, j.Undeliverable = reason, b.now(), true
 	bt.q.Dead = append(bt.q.Dead, j)
 	b.log.Warn("event dead-lettered", "rule", j.Rule, "endpoint", j.Target, "reason", reason)
 	if d := b.deliverer(j.Target); d != nil {

@@ -87,6 +87,7 @@ topic = "home/cmd"
 		"edgehook_deliveries_total":         dto.MetricType_COUNTER,
 		"edgehook_delivery_latency_seconds": dto.MetricType_HISTOGRAM,
 		"edgehook_dead_letters_total":       dto.MetricType_COUNTER,
+		"edgehook_dead_letters":             dto.MetricType_GAUGE,
 		"edgehook_inbound_requests_total":   dto.MetricType_COUNTER,
 		"edgehook_mqtt_connected":           dto.MetricType_GAUGE,
 		"edgehook_mqtt_reconnects_total":    dto.MetricType_COUNTER,

@@ -108,19 +108,20 @@ type InboundResult struct {
 // DeadLetter is one dead letter as GET /api/v1/deadletters shows it. ID is
 // its webhook-id (kept when it is retried).
 type DeadLetter struct {
-	ID       string          `json:"id"`
-	Seq      uint64          `json:"seq"`
-	Endpoint string          `json:"endpoint"`
-	Rule     string          `json:"rule"`
-	Series   string          `json:"series"`
-	Type     string          `json:"type"`
-	Topic    string          `json:"topic,omitempty"` // MQTT publish actions
-	Created  time.Time       `json:"created"`
-	DeadAt   time.Time       `json:"dead_at"`
-	Attempts int             `json:"attempts"`
-	Status   int             `json:"status,omitempty"` // last HTTP status
-	Reason   string          `json:"reason"`
-	Body     json.RawMessage `json:"body"` // JSON, or a JSON string when the body is not JSON
+	ID        string          `json:"id"`
+	Seq       uint64          `json:"seq"`
+	Endpoint  string          `json:"endpoint"`
+	Rule      string          `json:"rule"`
+	Series    string          `json:"series"`
+	Type      string          `json:"type"`
+	Topic     string          `json:"topic,omitempty"` // MQTT publish actions
+	Created   time.Time       `json:"created"`
+	DeadAt    time.Time       `json:"dead_at"`
+	Attempts  int             `json:"attempts"`
+	Status    int             `json:"status,omitempty"` // last HTTP status
+	Reason    string          `json:"reason"`
+	Retryable bool            `json:"retryable"` // false: it never rendered (a template failed)
+	Body      json.RawMessage `json:"body"`      // JSON, or a JSON string when the body is not JSON
 }
 
 func deadLetterOf(j *queue.Job) DeadLetter {
@@ -130,19 +131,7 @@ func deadLetterOf(j *queue.Job) DeadLetter {
 		body = s
 	}
 	return DeadLetter{ID: j.ID, Seq: j.Seq, Endpoint: j.Target, Rule: j.Rule, Series: j.Series, Type: j.Type, Topic: j.Topic,
-		Created: j.Created, DeadAt: j.DeadAt, Attempts: j.Attempts, Status: j.Status, Reason: j.Reason, Body: body}
-}
-
-// deadLetters returns the dead letters, oldest first, and their count per
-// endpoint.
-func (b *Bridge) deadLetters() ([]*queue.Job, map[string]int, error) {
-	var out []*queue.Job
-	per := map[string]int{}
-	err := b.store.DeadLetters(func(j *queue.Job) {
-		out = append(out, j)
-		per[j.Target]++
-	})
-	return out, per, err
+		Created: j.Created, DeadAt: j.DeadAt, Attempts: j.Attempts, Status: j.Status, Reason: j.Reason, Retryable: !j.Undeliverable, Body: body}
 }
 
 // status builds a snapshot. Safe for concurrent use once Run has started.
@@ -168,7 +157,7 @@ func (b *Bridge) status() Status {
 	if err := b.store.LastError(); err != nil {
 		st.Store.LastError = err.Error()
 	}
-	_, dead, err := b.deadLetters()
+	dead, err := b.store.DeadCounts()
 	if err != nil {
 		st.Store.LastError = "reading dead letters: " + err.Error()
 	}

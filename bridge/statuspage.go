@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edgehook/edgehook/bridge/queue"
 )
 
 //go:embed web/status.html
@@ -44,16 +46,17 @@ type statusPageData struct {
 // handleStatusPage renders the status page: plain HTML and forms, no script.
 func (b *Bridge) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 	d := statusPageData{S: b.status()}
-	jobs, _, err := b.deadLetters()
+	err := b.store.NewestDeadLetters(maxDeadLettersShown, func(j *queue.Job) { d.Dead = append(d.Dead, deadLetterOf(j)) })
 	if err != nil {
 		d.Flash, d.FlashBad = "reading dead letters failed: "+err.Error(), true
-	}
-	for i := len(jobs) - 1; i >= 0 && len(d.Dead) < maxDeadLettersShown; i-- {
-		d.Dead = append(d.Dead, deadLetterOf(jobs[i]))
 	}
 	q := r.URL.Query()
 	if n, err := strconv.Atoi(q.Get("refresh")); err == nil {
 		d.Refresh = min(max(n, 5), 300)
+	}
+	if q.Has("deleted") {
+		n, _ := strconv.Atoi(q.Get("deleted"))
+		d.Flash, d.FlashBad = fmt.Sprintf("Deleted %d dead letter(s).", n), q.Get("failed") == "1"
 	}
 	if q.Has("retried") {
 		retried, _ := strconv.Atoi(q.Get("retried"))
@@ -64,7 +67,7 @@ func (b *Bridge) handleStatusPage(w http.ResponseWriter, r *http.Request) {
 		default:
 			d.Flash = fmt.Sprintf("Re-queued %d dead letter(s).", retried)
 			if skipped > 0 {
-				d.Flash += fmt.Sprintf(" %d skipped: their endpoint is no longer configured.", skipped)
+				d.Flash += fmt.Sprintf(" %d could not be retried: their endpoint is no longer configured, or they never rendered (see the reason).", skipped)
 				d.FlashBad = true
 			}
 		}

@@ -30,6 +30,9 @@ type Job struct {
 	// Revived is when a person last re-queued this dead letter; max_age
 	// counts from it (else from Created). Zero if never.
 	Revived time.Time
+	// Undeliverable marks a dead letter that never had a valid body or
+	// topic (its template failed): retrying it cannot help.
+	Undeliverable bool
 }
 
 // Age is how long j has been waiting for delivery at now: since it was
@@ -75,6 +78,9 @@ func (j *Job) encode() []byte {
 	flags := j.QoS & 3
 	if j.Retain {
 		flags |= 4
+	}
+	if j.Undeliverable {
+		flags |= 8 // older releases ignore this bit
 	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(j.Body)))
@@ -127,7 +133,7 @@ func decodeJob(b []byte) (*Job, error) {
 	if len(b) < 1 {
 		return nil, errCorrupt
 	}
-	j.QoS, j.Retain = b[0]&3, b[0]&4 != 0
+	j.QoS, j.Retain, j.Undeliverable = b[0]&3, b[0]&4 != 0, b[0]&8 != 0
 	b = b[1:]
 	n, k := binary.Uvarint(b)
 	if k <= 0 || uint64(len(b)-k) != n {
@@ -135,6 +141,18 @@ func decodeJob(b []byte) (*Job, error) {
 	}
 	j.Body = append([]byte(nil), b[k:]...)
 	return j, nil
+}
+
+// jobTarget reads only the target of an encoded job.
+func jobTarget(b []byte) (string, bool) {
+	if len(b) == 0 || (b[0] != jobVersion && b[0] != jobVersion2) {
+		return "", false
+	}
+	n, k := binary.Uvarint(b[1:])
+	if k <= 0 || uint64(len(b)-1-k) < n {
+		return "", false
+	}
+	return string(b[1+k : 1+k+int(n)]), true
 }
 
 func unixNano(t time.Time) int64 {

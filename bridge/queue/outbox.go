@@ -85,7 +85,7 @@ type Batch struct {
 	Put    []*Job // new jobs; Seq must be set (NextSeq)
 	Done   []*Job // delivered jobs to delete
 	Dead   []*Job // jobs to move to the dead letters (their Reason etc. set)
-	Revive []*Job // dead letters to move back to the outbox (Attempts reset)
+	Discard []uint64 // dead letters to delete, by Seq (retried under a new Seq, or thrown away)
 	States []KV   // rule states
 	Marks  []Mark // MQTT redelivery marks
 	MarkN  uint64 // the message counter after this batch (0: unchanged)
@@ -94,7 +94,7 @@ type Batch struct {
 }
 
 func (b *Batch) empty() bool {
-	return len(b.Put)+len(b.Done)+len(b.Dead)+len(b.Revive)+len(b.States)+len(b.Marks)+len(b.Meta)+len(b.Replay) == 0 && b.MarkN == 0
+	return len(b.Put)+len(b.Done)+len(b.Dead)+len(b.Discard)+len(b.States)+len(b.Marks)+len(b.Meta)+len(b.Replay) == 0 && b.MarkN == 0
 }
 
 // Open opens (creating if needed) the store in dir. It fails with ErrLocked
@@ -334,11 +334,8 @@ func apply(tx *bolt.Tx, b *Batch, per map[string]int64) (dn, dsize int64, err er
 			return 0, 0, err
 		}
 	}
-	for _, j := range b.Revive {
-		if err := dead.Delete(seqKey(j.Seq)); err != nil {
-			return 0, 0, err
-		}
-		if err := put(j); err != nil {
+	for _, seq := range b.Discard {
+		if err := dead.Delete(seqKey(seq)); err != nil {
 			return 0, 0, err
 		}
 	}
@@ -463,6 +460,38 @@ func (o *Outbox) DeadLetters(fn func(*Job)) error {
 			return nil
 		})
 	})
+}
+
+// NewestDeadLetters calls fn for at most n dead letters, newest first.
+func (o *Outbox) NewestDeadLetters(n int, fn func(*Job)) error {
+	return o.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bDead).Cursor()
+		for k, v := c.Last(); k != nil && n > 0; k, v = c.Prev() {
+			j, err := decodeJob(v)
+			if err != nil || len(k) != 8 {
+				continue
+			}
+			j.Seq = binary.BigEndian.Uint64(k)
+			fn(j)
+			n--
+		}
+		return nil
+	})
+}
+
+// DeadCounts returns how many dead letters each target has. It reads only
+// each record's target, not its body.
+func (o *Outbox) DeadCounts() (map[string]int, error) {
+	counts := map[string]int{}
+	err := o.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bDead).ForEach(func(_, v []byte) error {
+			if t, ok := jobTarget(v); ok {
+				counts[t]++
+			}
+			return nil
+		})
+	})
+	return counts, err
 }
 
 // DeadLetter returns one dead letter, or nil.

@@ -63,12 +63,17 @@ func TestPutScanDoneDead(t *testing.T) {
 	if n, size := o.Pending(); n != 1 || size <= 0 {
 		t.Fatalf("pending %d %d", n, size)
 	}
-	// Revive puts it back with its id.
-	dead[0].Attempts, dead[0].Reason = 0, ""
-	if err := o.Commit(&Batch{Revive: dead}); err != nil {
+	if c, err := o.DeadCounts(); err != nil || c["a"] != 1 || len(c) != 1 {
+		t.Fatalf("dead counts: %v %v", c, err)
+	}
+	// A retry puts it back under a new Seq, with its id, and discards the
+	// dead letter, in one commit.
+	again := *dead[0]
+	again.Seq, again.Attempts, again.Reason = o.NextSeq(), 0, ""
+	if err := o.Commit(&Batch{Put: []*Job{&again}, Discard: []uint64{dead[0].Seq}}); err != nil {
 		t.Fatal(err)
 	}
-	if got := scanAll(t, o, "a"); len(got) != 1 || got[0].ID != a2.ID {
+	if got := scanAll(t, o, "a"); len(got) != 1 || got[0].ID != a2.ID || got[0].Seq != again.Seq {
 		t.Fatalf("revived: %+v", got)
 	}
 	o.DeadLetters(func(j *Job) { t.Fatalf("dead letter left: %+v", j) })
@@ -243,6 +248,13 @@ func TestJobCodec(t *testing.T) {
 	if got, err = decodeJob(enc); err != nil || fmt.Sprintf("%+v", *got) != fmt.Sprintf("%+v", *j) {
 		t.Fatalf("round trip of a revived job: %v\n%+v\n%+v", err, got, *j)
 	}
+	j.Undeliverable = true
+	if got, err = decodeJob(j.encode()); err != nil || !got.Undeliverable || got.Retain != j.Retain || got.QoS != j.QoS {
+		t.Fatalf("Undeliverable lost: %v %+v", err, got)
+	}
+	if tg, ok := jobTarget(j.encode()); !ok || tg != "ha" {
+		t.Fatalf("jobTarget: %q %v", tg, ok)
+	}
 	if a := j.Age(time.Unix(15, 6)); a != 10*time.Second {
 		t.Fatalf("Age counts from Revived: got %v", a)
 	}
@@ -263,4 +275,30 @@ func FuzzDecodeJob(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestNewestDeadLettersAndDiscard(t *testing.T) {
+	o := open(t, t.TempDir())
+	defer o.Close()
+	var dead []*Job
+	for i := 0; i < 5; i++ {
+		dead = append(dead, job(o, []string{"a", "b"}[i%2], "s", fmt.Sprint(i)))
+	}
+	if err := o.Commit(&Batch{Dead: dead}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	o.NewestDeadLetters(3, func(j *Job) { got = append(got, string(j.Body)) })
+	if fmt.Sprint(got) != "[4 3 2]" {
+		t.Fatalf("newest 3: %v", got)
+	}
+	if err := o.Commit(&Batch{Discard: []uint64{dead[4].Seq, dead[0].Seq}}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := o.DeadCounts(); c["a"] != 1 || c["b"] != 2 {
+		t.Fatalf("counts after discarding two of a: %v", c)
+	}
+	if n, _ := o.Pending(); n != 0 {
+		t.Fatalf("dead letters counted as pending: %d", n)
+	}
 }
