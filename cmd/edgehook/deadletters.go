@@ -23,6 +23,8 @@ const deadlettersUsage = `Usage:
   edgehook deadletters list [--endpoint NAME] [--rule NAME] [--json]
   edgehook deadletters retry ID...
   edgehook deadletters retry --all [--endpoint NAME]
+  edgehook deadletters delete ID...
+  edgehook deadletters delete --all [--endpoint NAME]
 
 Talks to the running daemon's API (/api/v1/deadletters). Its address comes from
 [http] listen in the config (-c, default /etc/edgehook/edgehook.toml), or --url
@@ -32,7 +34,7 @@ admin token: env EDGEHOOK_ADMIN_TOKEN, else http.admin_token_file from the confi
 
 // cmdDeadletters is `edgehook deadletters list|retry`.
 func (e *env) cmdDeadletters(ctx context.Context, args []string) int {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "retry") {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "retry" && args[0] != "delete") {
 		fmt.Fprint(e.stderr, deadlettersUsage)
 		return exitUsage
 	}
@@ -43,13 +45,20 @@ func (e *env) cmdDeadletters(ctx context.Context, args []string) int {
 	endpoint := fs.String("endpoint", "", "only this endpoint's dead letters")
 	rule := fs.String("rule", "", "list: only this rule's dead letters")
 	asJSON := fs.Bool("json", false, "list: print the API's JSON")
-	all := fs.Bool("all", false, "retry: every dead letter (with --endpoint: every one of that endpoint)")
+	all := fs.Bool("all", false, "retry/delete: every dead letter (with --endpoint: every one of that endpoint)")
 	fs.Usage = func() { fmt.Fprint(e.stderr, deadlettersUsage) }
-	if err := fs.Parse(args[1:]); err != nil {
-		return exitUsage
+	// Flags may come after the ids too.
+	var ids []string
+	for rest := args[1:]; ; {
+		if err := fs.Parse(rest); err != nil {
+			return exitUsage
+		}
+		if rest = fs.Args(); len(rest) == 0 {
+			break
+		}
+		ids, rest = append(ids, rest[0]), rest[1:]
 	}
-	ids := fs.Args()
-	if sub == "list" && len(ids) > 0 || sub == "retry" && (*all == (len(ids) > 0)) {
+	if sub == "list" && len(ids) > 0 || sub != "list" && (*all == (len(ids) > 0)) {
 		fmt.Fprint(e.stderr, deadlettersUsage)
 		return exitUsage
 	}
@@ -62,6 +71,9 @@ func (e *env) cmdDeadletters(ctx context.Context, args []string) int {
 	defer cancel()
 	if sub == "list" {
 		return e.listDeadLetters(ctx, api, *endpoint, *rule, *asJSON)
+	}
+	if sub == "delete" {
+		return e.deleteDeadLetters(ctx, api, ids, *all, *endpoint)
 	}
 	code := exitOK
 	if *all {
@@ -89,6 +101,33 @@ func (e *env) cmdDeadletters(ctx context.Context, args []string) int {
 			continue
 		}
 		fmt.Fprintf(e.stdout, "re-queued %s\n", id)
+	}
+	return code
+}
+
+func (e *env) deleteDeadLetters(ctx context.Context, api *adminAPI, ids []string, all bool, endpoint string) int {
+	if all {
+		q := url.Values{}
+		if endpoint != "" {
+			q.Set("endpoint", endpoint)
+		}
+		var res bridge.DeleteResult
+		if err := api.do(ctx, http.MethodDelete, "/api/v1/deadletters?"+q.Encode(), &res); err != nil {
+			fmt.Fprintln(e.stderr, "edgehook:", err)
+			return exitFailure
+		}
+		fmt.Fprintf(e.stdout, "deleted %d dead letter(s)\n", res.Deleted)
+		return exitOK
+	}
+	code := exitOK
+	for _, id := range ids {
+		var res bridge.DeleteResult
+		if err := api.do(ctx, http.MethodDelete, "/api/v1/deadletters/"+url.PathEscape(id), &res); err != nil {
+			fmt.Fprintf(e.stderr, "edgehook: %s: %v\n", id, err)
+			code = exitFailure
+			continue
+		}
+		fmt.Fprintf(e.stdout, "deleted %s\n", id)
 	}
 	return code
 }
@@ -176,6 +215,9 @@ func (e *env) adminClient(configPath, base string) (*adminAPI, error) {
 			if token == "" {
 				token = cfg.HTTP.AdminToken.Reveal()
 			}
+		} else {
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			fmt.Fprintf(e.stderr, "edgehook: cannot use %s (%s); trying http://%s (see --url)\n", configPath, first, listen)
 		}
 		host, port, err := net.SplitHostPort(listen)
 		if err != nil {

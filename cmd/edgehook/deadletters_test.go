@@ -55,7 +55,7 @@ func TestDeadlettersCLI(t *testing.T) {
 		defer rx.mu.Unlock()
 		return rx.ok[ids[0]] == 1
 	})
-	if out, code := cli("retry", "-c", cfg, "evt_doesnotexist"); code != 1 || !strings.Contains(out, "no dead letter") {
+	if out, code := cli("retry", "evt_doesnotexist", "-c", cfg); code != 1 || !strings.Contains(out, "no dead letter") {
 		t.Fatalf("retry of an unknown id: exit %d\n%s", code, out)
 	}
 	if out, code := cli("retry", "--all", "--url", "http://"+listen); code != 0 || !strings.Contains(out, "re-queued 2 dead letter(s)") {
@@ -68,6 +68,24 @@ func TestDeadlettersCLI(t *testing.T) {
 	})
 	if out, code := cli("list", "-c", cfg); code != 0 || !strings.Contains(out, "no dead letters") {
 		t.Fatalf("list after retrying all: exit %d\n%s", code, out)
+	}
+	// delete: two more dead letters; one by id, then the rest.
+	rx.set(http.StatusBadRequest)
+	publishN(t, publisher(t, b.URL()), 2)
+	waitUntil(t, "two new dead letters", 20*time.Second, func() bool {
+		return d.metric(`edgehook_dead_letters{endpoint="rx"}`) == 2
+	})
+	out, _ = cli("list", "-c", cfg)
+	ids = regexp.MustCompile(`(?m)^(evt_\S+)`).FindAllString(out, -1)
+	if out, code := cli("delete", ids[0], "-c", cfg); code != 0 || !strings.Contains(out, "deleted "+ids[0]) {
+		t.Fatalf("delete %s: exit %d\n%s", ids[0], code, out)
+	}
+	if out, code := cli("delete", "--all", "-c", cfg); code != 0 || !strings.Contains(out, "deleted 1 dead letter(s)") {
+		t.Fatalf("delete --all: exit %d\n%s", code, out)
+	}
+	// A config we cannot read is named, not silently ignored.
+	if out, _ := cli("list", "-c", filepath.Join(dir, "missing.toml")); !strings.Contains(out, "cannot use") {
+		t.Errorf("an unreadable config is not mentioned:\n%s", out)
 	}
 	// JSON for scripts.
 	if out, code := cli("list", "--json", "-c", cfg); code != 0 || !strings.Contains(out, `"count": 0`) {

@@ -63,8 +63,8 @@ Usage:
                                 check a signature: prints valid (exit 0) or invalid (exit 1)
   edgehook service install|uninstall|start|stop|restart|status [--root DIR]
                                 run edgehook as a hardened systemd service
-  edgehook deadletters list | retry ID... | retry --all [--endpoint NAME]
-                                inspect and re-queue dead letters through the running daemon
+  edgehook deadletters list | retry ID... | retry --all | delete ID... | delete --all [--endpoint NAME]
+                                inspect, re-queue or discard dead letters through the running daemon
   edgehook version              version, commit, Go version, platform
 
 Global flags (anywhere on the line):
