@@ -317,8 +317,40 @@ func installDeb(t *testing.T, deb string, unit []byte) {
 	if _, err := sudo(t, "test", "-f", "/etc/edgehook/edgehook.toml"); err != nil {
 		t.Error("dpkg -r removed the config (it should stay until purge)")
 	}
+	if helper == nil {
+		// As dh_installsystemd: masked while removed, the enablement remembered.
+		if dst, err := os.Readlink("/etc/systemd/system/edgehook.service"); err != nil || dst != "/dev/null" {
+			t.Errorf("not masked after dpkg -r: %q %v", dst, err)
+		}
+	}
+	// Installed again after a removal: enabled again (as on a first
+	// install), the state kept.
+	mustSudo(t, "dpkg", "-i", deb)
+	if helper == nil || systemctl == nil {
+		if _, err := os.Lstat(wants); err != nil {
+			t.Errorf("not enabled when installed again after dpkg -r: %v", err)
+		}
+	}
+	if _, err := sudo(t, "test", "-e", "/var/lib/edgehook/keep"); err != nil {
+		t.Error("the state directory did not survive dpkg -r and a new install")
+	}
+	if _, err := sudo(t, "test", "-e", "/var/lib/edgehook/.package-removed"); err == nil {
+		t.Error("the removal mark is still there after the new install")
+	}
+	// An administrator's disable survives an upgrade.
+	if helper == nil && systemctl == nil {
+		mustSudo(t, "systemctl", "disable", "edgehook.service")
+		mustSudo(t, "dpkg", "-i", deb)
+		if _, err := os.Lstat(wants); err == nil {
+			t.Error("an upgrade re-enabled a service the administrator disabled")
+		}
+	}
+	// An administrator who deleted the config does not break an upgrade.
+	mustSudo(t, "rm", "/etc/edgehook/edgehook.toml")
+	mustSudo(t, "dpkg", "-i", "--force-confold", deb)
 	mustSudo(t, "dpkg", "--purge", "edgehook")
-	for _, p := range []string{"/etc/edgehook/edgehook.toml", "/var/lib/edgehook", "/lib/systemd/system/edgehook.service", "/etc/default/edgehook", wants} {
+	for _, p := range []string{"/etc/edgehook/edgehook.toml", "/var/lib/edgehook", "/lib/systemd/system/edgehook.service", "/etc/default/edgehook", wants,
+		"/etc/systemd/system/edgehook.service"} {
 		if _, err := os.Lstat(p); !os.IsNotExist(err) {
 			t.Errorf("%s is still there after dpkg --purge", p)
 		}
