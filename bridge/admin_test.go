@@ -417,11 +417,12 @@ topic = "home/cmd"
 		return len(st.Rules) == 1 && st.Rules[0].Firing == 2 && len(st.Endpoints) > 0 && st.Endpoints[0].QueueDepth == 0
 	})
 	r := st.Rules[0]
-	if r.Name != "cold" || r.Condition != "below" || r.SeriesCount != 2 || r.LastEvent == nil || r.LastEvent.Type != "rule.fired" {
+	if r.Name != "cold" || r.Condition != "below" || r.SeriesCount != 2 || r.LastEvent == nil || r.LastEvent.Type != "rule.fired" ||
+		r.LastFired == nil || r.LastFired.Series != "home/b/temperature" {
 		t.Fatalf("rule: %+v", r)
 	}
 	for _, s := range r.Series {
-		if s.State != "firing" || s.Value == nil || *s.Value != 10 || s.LastEvent == nil || s.LastReading == nil {
+		if s.State != "firing" || s.Value == nil || *s.Value != 10 || s.LastEvent == nil || s.LastReading == nil || s.LastFired == nil {
 			t.Errorf("series: %+v", s)
 		}
 	}

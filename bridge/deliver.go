@@ -58,9 +58,9 @@ type deliverer struct {
 	wait        *metrics.PrometheusHistogram
 	now         func() time.Time
 
-	in      chan *queue.Job   // new jobs; buffered, the run loop drains it quickly
-	work    chan result       // attempts for the workers; capacity concurrency
-	results chan result       // capacity concurrency: workers never block on it
+	in      chan *queue.Job // new jobs; buffered, the run loop drains it quickly
+	work    chan result     // attempts for the workers; capacity concurrency
+	results chan result     // capacity concurrency: workers never block on it
 
 	// Owned by run.
 	series   map[string]*seriesQ

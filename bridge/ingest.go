@@ -166,6 +166,9 @@ func (b *Bridge) commit(ctx context.Context, q *queue.Batch) bool {
 		if attempt == 1 || attempt%60 == 0 {
 			b.log.Error("store commit failed; holding MQTT acks until it works", "err", err, "attempt", attempt)
 		}
+		// Waiting for the store on purpose is not being wedged: the
+		// watchdog must not restart us for it.
+		b.heartbeat.Store(time.Now().UnixNano())
 		select {
 		case <-ctx.Done():
 			return false

@@ -60,8 +60,9 @@ type RuleStatus struct {
 	Publishes   int            `json:"publishes"`
 	SeriesCount int            `json:"series_count"`
 	Firing      int            `json:"firing"`
-	LastEvent   *lastEvent     `json:"last_event,omitempty"`
-	Series      []SeriesStatus `json:"series"` // at most maxSeriesShown, firing first
+	LastFired   *lastEvent     `json:"last_fired,omitempty"` // the rule's last rule.fired, of any series
+	LastEvent   *lastEvent     `json:"last_event,omitempty"` // its last event, fired or resolved
+	Series      []SeriesStatus `json:"series"`               // at most maxSeriesShown, firing first
 }
 
 // SeriesStatus is one series of a rule.
@@ -71,6 +72,7 @@ type SeriesStatus struct {
 	Value       *float64   `json:"value,omitempty"`
 	LastReading *time.Time `json:"last_reading,omitempty"`
 	Since       *time.Time `json:"since,omitempty"`
+	LastFired   *time.Time `json:"last_fired,omitempty"`
 	LastEvent   *lastEvent `json:"last_event,omitempty"`
 }
 

@@ -26,6 +26,7 @@ type seriesView struct {
 	Value                        float64
 	LastAt                       time.Time // last valid reading
 	Since                        time.Time // the condition has held since
+	LastFired                    time.Time // the series' last rule.fired
 	Last                         lastEvent // the series' latest event
 }
 
@@ -55,7 +56,7 @@ func (v *ruleView) update(states map[rules.SeriesKey]rules.State) {
 		}
 		sv.Seen, sv.Active, sv.Fired = st.Seen, st.Active, st.Fired
 		sv.Pending = !st.Since.IsZero() && !st.Active
-		sv.HasValue, sv.Value, sv.LastAt, sv.Since = st.HasLast, st.Last, st.LastAt, st.Since
+		sv.HasValue, sv.Value, sv.LastAt, sv.Since, sv.LastFired = st.HasLast, st.Last, st.LastAt, st.Since, st.LastFired
 		if sv.Last.At.IsZero() && !st.LastFired.IsZero() {
 			// Restored at start-up: the state remembers when it last fired.
 			sv.Last = lastEvent{Series: k.Series, Type: "rule.fired", At: st.LastFired}
@@ -78,6 +79,9 @@ func (v *ruleView) event(rule, series, typ string, at time.Time) {
 	}
 	e := lastEvent{Series: series, Type: typ, At: at}
 	sv.Last = e
+	if typ == "rule.fired" {
+		sv.LastFired = at
+	}
 	v.last[rule] = e
 }
 
@@ -106,8 +110,13 @@ func (v *ruleView) snapshot() []RuleStatus {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	byRule := map[string][]SeriesStatus{}
+	lastFired := map[string]lastEvent{}
 	for k, sv := range v.series {
-		s := SeriesStatus{Series: k.Series, State: sv.state(), LastReading: timePtr(sv.LastAt), Since: timePtr(sv.Since)}
+		s := SeriesStatus{Series: k.Series, State: sv.state(), LastReading: timePtr(sv.LastAt), Since: timePtr(sv.Since),
+			LastFired: timePtr(sv.LastFired)}
+		if sv.LastFired.After(lastFired[k.Rule].At) {
+			lastFired[k.Rule] = lastEvent{Series: k.Series, Type: "rule.fired", At: sv.LastFired}
+		}
 		if sv.HasValue {
 			val := sv.Value
 			s.Value = &val
@@ -127,6 +136,9 @@ func (v *ruleView) snapshot() []RuleStatus {
 		}
 		if le, ok := v.last[r.Name]; ok {
 			rs.LastEvent = &le
+		}
+		if lf, ok := lastFired[r.Name]; ok {
+			rs.LastFired = &lf
 		}
 		series := byRule[r.Name]
 		rs.SeriesCount = len(series)

@@ -117,7 +117,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	must("reading the ready badge", err)
 	before, err := chromedp.Run(bctx, chromedp.FullScreenshot(90))
 	must("screenshot", err)
-	for _, want := range []string{"cold", "1 firing", "home/kitchen", "16.5", "last rule.fired", id, "400", "Retry", "heating", "/hooks/heating", "401"} {
+	for _, want := range []string{"cold", "1 firing", "home/kitchen", "16.5", "last fired home/kitchen", id, "400", "Retry", "heating", "/hooks/heating", "401"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page does not show %q", want)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/kardianos/service"
 
@@ -169,6 +170,20 @@ func (e *env) serviceInstall(root string, staged bool) error {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "staged the service in %s\n", root)
+		return nil
+	}
+	if _, err := os.Stat(unitPath); err == nil {
+		// Installed before: this is an update. Refresh the unit, restart
+		// on the new binary.
+		if err := os.WriteFile(unitPath, []byte(packaging.SystemdUnit), 0o644); err != nil {
+			return err
+		}
+		for _, args := range [][]string{{"daemon-reload"}, {"restart", "edgehook.service"}} {
+			if out, err := exec.Command("systemctl", args...).CombinedOutput(); err != nil {
+				return fmt.Errorf("systemctl %s: %v: %s", strings.Join(args, " "), err, out)
+			}
+		}
+		fmt.Fprintln(e.stdout, "edgehook was already installed: updated the unit and restarted it on the new binary")
 		return nil
 	}
 	s, err := kservice()
