@@ -82,15 +82,15 @@ type Mark struct {
 
 // Batch is everything one Commit writes, atomically.
 type Batch struct {
-	Put    []*Job // new jobs; Seq must be set (NextSeq)
-	Done   []*Job // delivered jobs to delete
-	Dead   []*Job // jobs to move to the dead letters (their Reason etc. set)
+	Put     []*Job   // new jobs; Seq must be set (NextSeq)
+	Done    []*Job   // delivered jobs to delete
+	Dead    []*Job   // jobs to move to the dead letters (their Reason etc. set)
 	Discard []uint64 // dead letters to delete, by Seq (retried under a new Seq, or thrown away)
-	States []KV   // rule states
-	Marks  []Mark // MQTT redelivery marks
-	MarkN  uint64 // the message counter after this batch (0: unchanged)
-	Meta   []KV   // named values (e.g. disabled endpoints)
-	Replay []KV   // inbound replay ids
+	States  []KV     // rule states
+	Marks   []Mark   // MQTT redelivery marks
+	MarkN   uint64   // the message counter after this batch (0: unchanged)
+	Meta    []KV     // named values (e.g. disabled endpoints)
+	Replay  []KV     // inbound replay ids
 }
 
 func (b *Batch) empty() bool {
