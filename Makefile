@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.buildCommit=$(COMMIT)
 FUZZTIME ?= 30s
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build test deps lint fuzz bench package cross demo clean
+.PHONY: all build test deps lint fuzz bench package demo clean
 
 all: build
 
@@ -59,20 +59,13 @@ bench: deps
 	$(GO) run ./bench $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchmem ./rules ./bridge/...
 
-# package builds the release artifacts into dist/: static binaries, .deb
+# package builds the release artifacts into dist/: static binaries
+# (dist/linux-{amd64,arm64,armhf}/edgehook), .deb
 # packages (nfpm) and .tar.gz archives for linux amd64, arm64 and armhf
 # (GOARM=6, for every Raspberry Pi). See packaging/build.sh.
 package:
 	rm -rf dist
 	GO=$(GO) VERSION=$(VERSION) ./packaging/build.sh dist
-
-# cross builds only the static binaries for every target.
-cross:
-	@mkdir -p dist
-	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/linux-amd64/edgehook ./cmd/edgehook
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/linux-arm64/edgehook ./cmd/edgehook
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/linux-armhf/edgehook ./cmd/edgehook
-	@ls -l dist/*/edgehook
 
 demo:
 	$(GO) run ./cmd/edgehook demo

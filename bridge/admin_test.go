@@ -3,6 +3,7 @@ package bridge
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -54,13 +55,7 @@ func apiPost(t *testing.T, d *daemon, path string) (int, RetryResult) {
 func TestRetryDeadLettersReenablesEndpoint(t *testing.T) {
 	b := startBroker(t)
 	rx := newReceiver(t)
-	gone := true
-	rx.setRespond(func(int, *http.Request, http.ResponseWriter) int {
-		if gone {
-			return http.StatusGone
-		}
-		return http.StatusOK
-	})
+	rx.setRespond(func(int, *http.Request, http.ResponseWriter) int { return http.StatusGone })
 	store := t.TempDir()
 	cfg := testConfig(store, b.URL(), rx.URL(), coldRule)
 	d := startDaemon(t, cfg)
@@ -70,9 +65,7 @@ func TestRetryDeadLettersReenablesEndpoint(t *testing.T) {
 		p.temp("home/"+room+"/temperature", 10)
 	}
 	waitFor(t, "three dead letters", func() bool { return len(deadLetters(d)) == 3 })
-	rx.mu.Lock()
-	gone = false
-	rx.mu.Unlock()
+	rx.setRespond(nil) // 200 from now on
 	hitsBefore := len(rx.all())
 
 	var list struct {
@@ -154,13 +147,7 @@ func TestRetryDeadLettersReenablesEndpoint(t *testing.T) {
 func TestRetryExpiredDeadLetter(t *testing.T) {
 	b := startBroker(t)
 	rx := newReceiver(t)
-	down := true
-	rx.setRespond(func(int, *http.Request, http.ResponseWriter) int {
-		if down {
-			return http.StatusServiceUnavailable
-		}
-		return http.StatusOK
-	})
+	rx.setRespond(func(int, *http.Request, http.ResponseWriter) int { return http.StatusServiceUnavailable })
 	cfg := strings.Replace(testConfig(t.TempDir(), b.URL(), rx.URL(), coldRule), `timeout = "2s"`, `timeout = "2s"
 max_age = "1s"`, 1)
 	d := startDaemon(t, cfg)
@@ -173,9 +160,7 @@ max_age = "1s"`, 1)
 		t.Fatalf("reason: %q", dl.Reason)
 	}
 	time.Sleep(1100 * time.Millisecond) // older than max_age by any measure
-	rx.mu.Lock()
-	down = false
-	rx.mu.Unlock()
+	rx.setRespond(nil)
 	if code, res := apiPost(t, d, "/api/v1/deadletters/"+dl.ID+"/retry"); code != http.StatusOK || res.Retried != 1 {
 		t.Fatalf("retry: %d %+v", code, res)
 	}
@@ -384,9 +369,7 @@ func TestLocalHost(t *testing.T) {
 func TestStatusShowsStateWithoutSecrets(t *testing.T) {
 	b := startBroker(t)
 	rx := newReceiver(t)
-	n := 0
-	rx.setRespond(func(int, *http.Request, http.ResponseWriter) int {
-		n++
+	rx.setRespond(func(n int, _ *http.Request, _ http.ResponseWriter) int {
 		if n == 1 {
 			return http.StatusBadRequest // the first event becomes a dead letter
 		}
@@ -614,4 +597,84 @@ body = '{"room": {{ topicPart 1 }}}'
 	if code, _ := del("DELETE", "/api/v1/deadletters", map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}); code != 403 {
 		t.Fatalf("cross-site DELETE: %d", code)
 	}
+}
+
+// A retried dead letter is durable: it goes back to the outbox in the same
+// commit that takes it off the dead letters, so a restart before it is
+// delivered loses nothing, and it still goes out under its webhook-id.
+func TestRetriedDeadLetterSurvivesRestart(t *testing.T) {
+	b := startBroker(t)
+	rx := newReceiver(t)
+	rx.setRespond(func(int, *http.Request, http.ResponseWriter) int { return http.StatusBadRequest })
+	cfg := testConfig(t.TempDir(), b.URL(), rx.URL(), coldRule)
+	d := startDaemon(t, cfg)
+	p := newPublisher(t, b.URL())
+	p.temp("home/a/temperature", 20)
+	p.temp("home/a/temperature", 10)
+	waitFor(t, "a dead letter", func() bool { return len(deadLetters(d)) == 1 })
+	id := deadLetters(d)[0].ID
+
+	// Bad requests to the API are refused, and change nothing.
+	for _, q := range []string{"limit=abc", "limit=0", "limit=-3"} {
+		resp, err := http.Get(d.httpURL + "/api/v1/deadletters?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET /api/v1/deadletters?%s: %d, want 400", q, resp.StatusCode)
+		}
+	}
+
+	rx.setRespond(func(int, *http.Request, http.ResponseWriter) int { return http.StatusServiceUnavailable })
+	if code, res := apiPost(t, d, "/api/v1/deadletters/"+id+"/retry"); code != http.StatusOK || res.Retried != 1 {
+		t.Fatalf("retry: %d %+v", code, res)
+	}
+	rx.waitHits(2, 10*time.Second) // attempted again, and failed
+	if n := len(deadLetters(d)); n != 0 {
+		t.Fatalf("%d dead letters while the retried one waits in the outbox", n)
+	}
+	d.stop(t)
+
+	rx.setRespond(nil)
+	d = startDaemon(t, cfg)
+	got := rx.waitDelivered(1, 10*time.Second)
+	if got[0].ID != id || got[0].Verified != nil {
+		t.Fatalf("after the restart delivered %s (verify: %v), want %s", got[0].ID, got[0].Verified, id)
+	}
+	if n := len(deadLetters(d)); n != 0 {
+		t.Fatalf("%d dead letters after delivery", n)
+	}
+}
+
+// FuzzIsLocal: whatever the headers say, a request is local only if its TCP
+// peer is loopback and its Host names us by IP or localhost; nothing panics.
+func FuzzIsLocal(f *testing.F) {
+	f.Add("127.0.0.1:5000", "", "", "127.0.0.1:8321")
+	f.Add("192.168.1.50:5000", "127.0.0.1", "", "127.0.0.1")
+	f.Add("[::1]:1", "::1, 127.0.0.1", "", "localhost")
+	f.Add("127.0.0.1:5000", "", "for=127.0.0.1", "[::1]:8321")
+	f.Add("garbage", ",,", "", "a.localhost.")
+	b := &Bridge{trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("192.168.1.0/24")}}
+	f.Fuzz(func(t *testing.T, peer, xff, forwarded, host string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr, r.Host = peer, host
+		if xff != "" {
+			r.Header.Set("X-Forwarded-For", xff)
+		}
+		if forwarded != "" {
+			r.Header.Set("Forwarded", forwarded)
+		}
+		if !b.isLocal(r) {
+			return
+		}
+		h, _, err := net.SplitHostPort(peer)
+		a, perr := netip.ParseAddr(h)
+		if err != nil || perr != nil || !a.Unmap().IsLoopback() {
+			t.Fatalf("peer %q taken as local", peer)
+		}
+		if forwarded != "" || !localHost(host) {
+			t.Fatalf("Forwarded %q / Host %q taken as local", forwarded, host)
+		}
+	})
 }

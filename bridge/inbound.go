@@ -140,16 +140,14 @@ func (b *Bridge) handleInbound(w http.ResponseWriter, r *http.Request) {
 	var ie *inboundError
 	switch {
 	case err == nil:
-		b.count(rt, http.StatusOK)
 		msg := "published to " + res.Topic
 		if res.Duplicate {
 			msg = "duplicate of " + res.ID + ": nothing published"
 		}
-		b.recordInbound(rt, r, http.StatusOK, msg)
+		b.outcome(rt, r, http.StatusOK, msg)
 		writeJSON(w, http.StatusOK, res)
 	case errors.As(err, &ie):
-		b.count(rt, ie.code)
-		b.recordInbound(rt, r, ie.code, ie.msg)
+		b.outcome(rt, r, ie.code, ie.msg)
 		if ie.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(ie.retryAfter))
 		}
@@ -168,10 +166,19 @@ func (b *Bridge) handleInbound(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// recordInbound keeps the result for the status page (routes only: requests
-// to unknown paths are counted, not listed).
-func (b *Bridge) recordInbound(rt *route, r *http.Request, code int, msg string) {
-	if rt == nil || b.inLog == nil {
+// outcome counts an inbound request by route and status code, and keeps a
+// route's recent results for the status page (requests to unknown paths are
+// counted, not listed).
+func (b *Bridge) outcome(rt *route, r *http.Request, code int, msg string) {
+	var c *metrics.Counter
+	if rt != nil {
+		c = rt.counters[code]
+	}
+	if c == nil {
+		c = b.m.set.GetOrCreateCounter(fmt.Sprintf(`edgehook_inbound_requests_total{route="",code="%d"}`, code))
+	}
+	c.Inc()
+	if rt == nil {
 		return
 	}
 	client := "?"
@@ -179,16 +186,6 @@ func (b *Bridge) recordInbound(rt *route, r *http.Request, code int, msg string)
 		client = a.String()
 	}
 	b.inLog.add(rt.cfg.Name, InboundResult{At: b.now(), Status: code, Client: client, Message: msg})
-}
-
-func (b *Bridge) count(rt *route, code int) {
-	if rt != nil {
-		if c := rt.counters[code]; c != nil {
-			c.Inc()
-			return
-		}
-	}
-	b.m.set.GetOrCreateCounter(fmt.Sprintf(`edgehook_inbound_requests_total{route="",code="%d"}`, code)).Inc()
 }
 
 func (b *Bridge) inbound(w http.ResponseWriter, r *http.Request) (*route, *inboundResult, error) {

@@ -244,9 +244,7 @@ func (b *Bridge) collectWith(bt *batch, res rules.Result, nextSeq func() uint64,
 		return
 	}
 	typ := res.Outcome.Event.String()
-	if b.view != nil {
-		b.view.event(res.Rule.Name, res.Series, typ, res.Outcome.At)
-	}
+	b.view.event(res.Rule.Name, res.Series, typ, res.Outcome.At)
 	if res.Outcome.Event == rules.Fired {
 		rm.fired.Inc()
 	} else {
@@ -397,7 +395,7 @@ type Preview struct {
 // PreviewJobs renders what res would send, exactly as the daemon would
 // (envelope or body template, MQTT actions), without a store.
 func PreviewJobs(res rules.Result, id string) []Preview {
-	b := &Bridge{now: time.Now, log: slog.New(slog.DiscardHandler), m: newMetricSet()}
+	b := &Bridge{now: time.Now, log: slog.New(slog.DiscardHandler), m: newMetricSet(), view: newRuleView(nil)}
 	b.delivs.Store(&map[string]*deliverer{})
 	var out []Preview
 	var bt batch

@@ -4,17 +4,18 @@ import (
 	"bytes"
 	"debug/elf"
 	"fmt"
-	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgehook/edgehook/bridge/mosquittotest"
 )
 
 // required reports whether CI asked that nothing be skipped.
@@ -359,17 +360,17 @@ func installDeb(t *testing.T, deb string, unit []byte) {
 
 // idleRSS runs the installed binary as the service user against a real
 // mosquitto, with the installed config on a free port and a temporary store,
-// and reports its resident memory once idle (a figure for the closing note).
+// waits until /readyz says it is connected, and reports its resident memory
+// (a figure for the closing note).
 func idleRSS(t *testing.T) {
-	mosq, err := exec.LookPath("mosquitto")
-	if err != nil {
-		mosq = "/usr/sbin/mosquitto"
-		if _, err := os.Stat(mosq); err != nil {
-			t.Log("no mosquitto: idle RSS not measured")
-			return
+	if mosquittotest.Binary() == "" {
+		if required() {
+			t.Error("mosquitto is missing: idle RSS not measured (make deps installs it)")
 		}
+		t.Log("no mosquitto: idle RSS not measured")
+		return
 	}
-	port := freePort(t)
+	broker := mosquittotest.Start(t)
 	// Not t.TempDir: its parent is private, and the daemon runs as edgehook.
 	dir, err := os.MkdirTemp("", "edgehook-rss-")
 	if err != nil {
@@ -377,19 +378,12 @@ func idleRSS(t *testing.T) {
 	}
 	t.Cleanup(func() { sudo(t, "rm", "-rf", dir) })
 	os.Chmod(dir, 0o755)
-	mconf := filepath.Join(dir, "mosquitto.conf")
-	os.WriteFile(mconf, []byte(fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)), 0o644)
-	broker := exec.Command(mosq, "-c", mconf)
-	if err := broker.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { broker.Process.Kill(); broker.Wait() }()
-
 	state := filepath.Join(dir, "state")
 	mustSudo(t, "install", "-d", "-o", "edgehook", "-g", "edgehook", "-m", "0750", state)
+	listen := fmt.Sprintf("127.0.0.1:%d", mosquittotest.FreePort(t))
 	conf := mustSudo(t, "cat", "/etc/edgehook/edgehook.toml")
-	conf = strings.Replace(conf, `"tcp://127.0.0.1:1883"`, fmt.Sprintf(`"tcp://127.0.0.1:%d"`, port), 1)
-	conf = strings.Replace(conf, `"127.0.0.1:8321"`, fmt.Sprintf(`"127.0.0.1:%d"`, freePort(t)), 1)
+	conf = strings.Replace(conf, `"tcp://127.0.0.1:1883"`, strconv.Quote(broker.URL()), 1)
+	conf = strings.Replace(conf, `"127.0.0.1:8321"`, strconv.Quote(listen), 1)
 	conf = strings.Replace(conf, `dir = "/var/lib/edgehook"`, fmt.Sprintf("dir = %q", state), 1)
 	cfg := filepath.Join(dir, "edgehook.toml")
 	os.WriteFile(cfg, []byte(conf), 0o644)
@@ -399,58 +393,41 @@ func idleRSS(t *testing.T) {
 		args = append([]string{"sudo", "-n"}, args...)
 	}
 	d := exec.Command(args[0], args[1:]...)
-	logs := &lockedBuffer{}
-	d.Stderr = logs
+	var logs bytes.Buffer // read only after Wait
+	d.Stderr = &logs
 	d.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { d.Process.Signal(syscall.SIGTERM); d.Wait() }()
-	time.Sleep(3 * time.Second) // started, connected, idle
-	pid := d.Process.Pid
+	stop := func() string {
+		d.Process.Signal(syscall.SIGTERM)
+		d.Wait()
+		return logs.String()
+	}
+	ready := false
+	for deadline := time.Now().Add(20 * time.Second); !ready && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err := http.Get("http://" + listen + "/readyz"); err == nil {
+			resp.Body.Close()
+			ready = resp.StatusCode == http.StatusOK
+		}
+	}
+	if !ready {
+		t.Fatalf("the installed daemon, run as edgehook, never got ready:\n%s", stop())
+	}
+	time.Sleep(2 * time.Second) // idle
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.Process.Pid))
+	logText := stop()
 	if os.Geteuid() != 0 {
 		t.Log("idle RSS measured only as root (sudo adds a process in between)")
 		return
 	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		t.Fatalf("the installed daemon is not running: %v\n%s", err, logs.String())
+		t.Fatalf("reading the daemon's memory: %v\n%s", err, logText)
 	}
 	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(status)
 	if m == nil {
-		t.Fatalf("no VmRSS in /proc/%d/status", pid)
+		t.Fatalf("no VmRSS in /proc/%d/status", d.Process.Pid)
 	}
 	kb, _ := strconv.Atoi(string(m[1]))
-	if !strings.Contains(logs.String(), "edgehook running") {
-		t.Errorf("the installed daemon did not start:\n%s", logs.String())
-	}
 	t.Logf("idle RSS of the installed daemon (user edgehook, connected, no rules): %d kB (%.1f MiB)", kb, float64(kb)/1024)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// lockedBuffer is a bytes.Buffer a child process may write while we read.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

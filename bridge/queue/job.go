@@ -94,21 +94,12 @@ func decodeJob(b []byte) (*Job, error) {
 	version := b[0]
 	b = b[1:]
 	j := &Job{}
-	str := func() (string, bool) {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || uint64(len(b)-k) < n {
-			return "", false
-		}
-		s := string(b[k : k+int(n)])
-		b = b[k+int(n):]
-		return s, true
-	}
 	for _, dst := range []*string{&j.Target, &j.ID, &j.Series, &j.Rule, &j.Type, &j.Topic, &j.Reason} {
-		s, ok := str()
+		s, rest, ok := readString(b)
 		if !ok {
 			return nil, errCorrupt
 		}
-		*dst = s
+		*dst, b = s, rest
 	}
 	times := []*time.Time{&j.Created, &j.DeadAt}
 	if version == jobVersion2 {
@@ -148,11 +139,17 @@ func jobTarget(b []byte) (string, bool) {
 	if len(b) == 0 || (b[0] != jobVersion && b[0] != jobVersion2) {
 		return "", false
 	}
-	n, k := binary.Uvarint(b[1:])
-	if k <= 0 || uint64(len(b)-1-k) < n {
-		return "", false
+	t, _, ok := readString(b[1:])
+	return t, ok
+}
+
+// readString reads a length-prefixed string and returns the rest of b.
+func readString(b []byte) (s string, rest []byte, ok bool) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return "", nil, false
 	}
-	return string(b[1+k : 1+k+int(n)]), true
+	return string(b[k : k+int(n)]), b[k+int(n):], true
 }
 
 func unixNano(t time.Time) int64 {

@@ -32,7 +32,7 @@ Talks to the running daemon's API (/api/v1/deadletters). Its address comes from
 admin token: env EDGEHOOK_ADMIN_TOKEN, else http.admin_token_file from the config.
 `
 
-// cmdDeadletters is `edgehook deadletters list|retry`.
+// cmdDeadletters is `edgehook deadletters list|retry|delete`.
 func (e *env) cmdDeadletters(ctx context.Context, args []string) int {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "retry" && args[0] != "delete") {
 		fmt.Fprint(e.stderr, deadlettersUsage)
@@ -72,62 +72,48 @@ func (e *env) cmdDeadletters(ctx context.Context, args []string) int {
 	if sub == "list" {
 		return e.listDeadLetters(ctx, api, *endpoint, *rule, *asJSON)
 	}
-	if sub == "delete" {
-		return e.deleteDeadLetters(ctx, api, ids, *all, *endpoint)
-	}
-	code := exitOK
-	if *all {
-		q := url.Values{}
-		if *endpoint != "" {
-			q.Set("endpoint", *endpoint)
-		}
-		var res bridge.RetryResult
-		if err := api.do(ctx, http.MethodPost, "/api/v1/deadletters/retry?"+q.Encode(), &res); err != nil {
-			fmt.Fprintln(e.stderr, "edgehook:", err)
-			return exitFailure
-		}
-		fmt.Fprintf(e.stdout, "re-queued %d dead letter(s)\n", res.Retried)
-		for _, s := range res.Skipped {
-			fmt.Fprintf(e.stderr, "skipped %s: %s\n", s.ID, s.Reason)
-			code = exitFailure
-		}
-		return code
-	}
-	for _, id := range ids {
-		var res bridge.RetryResult
-		if err := api.do(ctx, http.MethodPost, "/api/v1/deadletters/"+url.PathEscape(id)+"/retry", &res); err != nil {
-			fmt.Fprintf(e.stderr, "edgehook: %s: %v\n", id, err)
-			code = exitFailure
-			continue
-		}
-		fmt.Fprintf(e.stdout, "re-queued %s\n", id)
-	}
-	return code
+	return e.changeDeadLetters(ctx, api, sub, ids, *all, *endpoint)
 }
 
-func (e *env) deleteDeadLetters(ctx context.Context, api *adminAPI, ids []string, all bool, endpoint string) int {
+// changeDeadLetters retries or deletes (sub) the dead letters named by ids,
+// or all of them (of endpoint, if given).
+func (e *env) changeDeadLetters(ctx context.Context, api *adminAPI, sub string, ids []string, all bool, endpoint string) int {
+	method, allPath, oneSuffix, verb := http.MethodPost, "/api/v1/deadletters/retry", "/retry", "re-queued"
+	if sub == "delete" {
+		method, allPath, oneSuffix, verb = http.MethodDelete, "/api/v1/deadletters", "", "deleted"
+	}
+	// Both bridge.RetryResult and bridge.DeleteResult decode into this.
+	var res struct {
+		Retried int                `json:"retried"`
+		Deleted int                `json:"deleted"`
+		Skipped []bridge.RetrySkip `json:"skipped"`
+	}
 	if all {
 		q := url.Values{}
 		if endpoint != "" {
 			q.Set("endpoint", endpoint)
 		}
-		var res bridge.DeleteResult
-		if err := api.do(ctx, http.MethodDelete, "/api/v1/deadletters?"+q.Encode(), &res); err != nil {
+		if err := api.do(ctx, method, allPath+"?"+q.Encode(), &res); err != nil {
 			fmt.Fprintln(e.stderr, "edgehook:", err)
 			return exitFailure
 		}
-		fmt.Fprintf(e.stdout, "deleted %d dead letter(s)\n", res.Deleted)
+		fmt.Fprintf(e.stdout, "%s %d dead letter(s)\n", verb, res.Retried+res.Deleted)
+		for _, s := range res.Skipped {
+			fmt.Fprintf(e.stderr, "skipped %s: %s\n", s.ID, s.Reason)
+		}
+		if len(res.Skipped) > 0 {
+			return exitFailure
+		}
 		return exitOK
 	}
 	code := exitOK
 	for _, id := range ids {
-		var res bridge.DeleteResult
-		if err := api.do(ctx, http.MethodDelete, "/api/v1/deadletters/"+url.PathEscape(id), &res); err != nil {
+		if err := api.do(ctx, method, "/api/v1/deadletters/"+url.PathEscape(id)+oneSuffix, &res); err != nil {
 			fmt.Fprintf(e.stderr, "edgehook: %s: %v\n", id, err)
 			code = exitFailure
 			continue
 		}
-		fmt.Fprintf(e.stdout, "deleted %s\n", id)
+		fmt.Fprintf(e.stdout, "%s %s\n", verb, id)
 	}
 	return code
 }
