@@ -149,7 +149,7 @@ func TestRetryExpiredDeadLetter(t *testing.T) {
 	rx := newReceiver(t)
 	rx.setRespond(func(int, *http.Request, http.ResponseWriter) int { return http.StatusServiceUnavailable })
 	cfg := strings.Replace(testConfig(t.TempDir(), b.URL(), rx.URL(), coldRule), `timeout = "2s"`, `timeout = "2s"
-max_age = "1s"`, 1)
+max_age = "3s"`, 1)
 	d := startDaemon(t, cfg)
 	p := newPublisher(t, b.URL())
 	p.temp("home/a/temperature", 20)
@@ -159,7 +159,7 @@ max_age = "1s"`, 1)
 	if !strings.Contains(dl.Reason, "max_age") {
 		t.Fatalf("reason: %q", dl.Reason)
 	}
-	time.Sleep(1100 * time.Millisecond) // older than max_age by any measure
+	time.Sleep(3100 * time.Millisecond) // older than max_age by any measure
 	rx.setRespond(nil)
 	if code, res := apiPost(t, d, "/api/v1/deadletters/"+dl.ID+"/retry"); code != http.StatusOK || res.Retried != 1 {
 		t.Fatalf("retry: %d %+v", code, res)

@@ -84,6 +84,7 @@ type receiver struct {
 	secret string
 
 	mu      sync.Mutex // guards the fields below
+	calls   int        // requests received so far, counted on arrival
 	hits    []hit
 	respond func(n int, r *http.Request, w http.ResponseWriter) int // n counts from 1
 	notify  chan struct{}
@@ -110,7 +111,8 @@ func (rc *receiver) handle(w http.ResponseWriter, r *http.Request) {
 	h.Verified = verifySW(rc.secret, r.Header, body)
 	_ = json.Unmarshal(body, &h.Event)
 	rc.mu.Lock()
-	n := len(rc.hits) + 1
+	rc.calls++
+	n := rc.calls
 	respond := rc.respond
 	rc.mu.Unlock()
 	code := http.StatusOK
@@ -415,23 +417,32 @@ type spied struct {
 func newSpy(t *testing.T, url, filter string) *spy {
 	t.Helper()
 	s := &spy{t: t}
+	subscribed := make(chan struct{})
+	var once sync.Once
 	c := paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("spy-%d", time.Now().UnixNano())).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(200 * time.Millisecond).
 		SetOnConnectHandler(func(c paho.Client) {
-			c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
+			tok := c.Subscribe(filter, 1, func(_ paho.Client, m paho.Message) {
 				if m.Retained() {
 					return
 				}
 				s.mu.Lock()
 				s.ms = append(s.ms, spied{m.Topic(), string(m.Payload())})
 				s.mu.Unlock()
-			}).Wait()
+			})
+			if tok.Wait() && tok.Error() == nil {
+				once.Do(func() { close(subscribed) })
+			}
 		}))
 	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("spy connect: %v", tok.Error())
 	}
-	time.Sleep(100 * time.Millisecond) // the subscription is in place
 	t.Cleanup(func() { c.Disconnect(100) })
+	select {
+	case <-subscribed: // the subscription is in place
+	case <-time.After(10 * time.Second):
+		t.Fatalf("spy: subscription to %q not acknowledged", filter)
+	}
 	return s
 }
 

@@ -177,6 +177,7 @@ func TestInboundStatusTable(t *testing.T) {
 		want := before
 		if r.want == 429 {
 			want++ // the request that took the token
+			e.spy.waitN(want)
 		}
 		time.Sleep(100 * time.Millisecond)
 		if got := len(e.spy.all()); got != want {
