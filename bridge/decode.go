@@ -21,17 +21,55 @@ type decoder struct {
 	pos    positions
 	getenv func(string) (string, bool)
 	errs   []error
-	failed map[string]bool // top-level elements ("rule[2]", "mqtt") with a problem
+	failed map[string]bool // top-level elements ("rule[2]", "mqtt") with a value that did not decode
+	bad    map[string]bool // the paths of those values ("rule[2].below")
+	// unknown maps the path of each unknown key to the known key it is
+	// probably a typo of ("" when none is close). An unknown key does not
+	// spoil the values beside it, so it does not mark its element failed.
+	unknown map[string]string
 }
 
 // fail records a problem at path (e.g. "endpoint[1].timeout").
 func (d *decoder) fail(path string, format string, args ...any) {
 	if d.failed == nil {
-		d.failed = map[string]bool{}
+		d.failed, d.bad = map[string]bool{}, map[string]bool{}
 	}
 	top, _, _ := strings.Cut(path, ".")
 	d.failed[top] = true
+	d.bad[path] = true
+	d.record(path, format, args...)
+}
+
+// record adds a problem at path without marking anything failed.
+func (d *decoder) record(path string, format string, args ...any) {
 	d.errs = append(d.errs, &ConfigError{File: d.file, Line: d.pos.line(path), Key: keyName(path), Err: fmt.Errorf(format, args...)})
+}
+
+// problemsUnder returns the keys directly under element base (such as
+// "rule[2]") whose values failed to decode, without indices ("below",
+// "publish"), and the known keys that its unknown keys look like typos of.
+func (d *decoder) problemsUnder(base string) (bad, meant map[string]bool) {
+	bad, meant = map[string]bool{}, map[string]bool{}
+	first := func(path string) (string, bool) {
+		rest, ok := strings.CutPrefix(path, base+".")
+		if !ok {
+			return "", false
+		}
+		k, _, _ := strings.Cut(rest, ".")
+		k, _, _ = strings.Cut(k, "[")
+		return k, true
+	}
+	for p := range d.bad {
+		if k, ok := first(p); ok {
+			bad[k] = true
+		}
+	}
+	for p, s := range d.unknown {
+		if _, ok := first(p); ok && s != "" {
+			meant[s] = true
+		}
+	}
+	return bad, meant
 }
 
 // keyName strips array indices: "rule[2].publish[0].topic" → "rule.publish.topic".
@@ -99,13 +137,18 @@ func (d *decoder) decodeStruct(path string, m map[string]any, rv reflect.Value) 
 	sort.Strings(unknown)
 	for _, k := range unknown {
 		if k == "" {
-			d.fail(join(path, k), "an empty key is not allowed")
+			d.record(join(path, k), "an empty key is not allowed")
 			continue
 		}
-		if s := suggest(k, known); s != "" {
-			d.fail(join(path, k), "unknown key (did you mean %q?)", s)
+		s := suggest(k, known)
+		if d.unknown == nil {
+			d.unknown = map[string]string{}
+		}
+		d.unknown[join(path, k)] = s
+		if s != "" {
+			d.record(join(path, k), "unknown key (did you mean %q?)", s)
 		} else {
-			d.fail(join(path, k), "unknown key")
+			d.record(join(path, k), "unknown key")
 		}
 	}
 }

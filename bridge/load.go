@@ -255,6 +255,30 @@ func (l *loader) readSecrets(d *decoder, cfg *Config) {
 	d.errs = nil
 }
 
+// followsFrom reports whether a Compile problem is only a consequence of keys
+// that failed to decode (bad) or of unknown keys that look like typos of known
+// ones (meant): a missing value, a missing condition, a modifier that "only
+// applies to" the condition that did not decode.
+func followsFrom(fe *rules.FieldError, bad, meant map[string]bool) bool {
+	key, _, _ := strings.Cut(fe.Key, ".")
+	if bad[key] {
+		return true
+	}
+	condLost := false
+	for _, c := range []string{"below", "above", "drop", "rise", "when", "stale", "forward", "within"} {
+		condLost = condLost || bad[c] || meant[c]
+	}
+	switch {
+	case errors.Is(fe.Err, rules.ErrNoCondition):
+		return condLost
+	case errors.Is(fe.Err, rules.ErrNoTarget):
+		return bad["publish"] || bad["endpoints"] || meant["publish"] || meant["endpoints"]
+	case errors.Is(fe.Err, rules.ErrNotForCondition), errors.Is(fe.Err, rules.ErrNeedsWithin):
+		return condLost
+	}
+	return false
+}
+
 // loadRules reads every rule file, compiles every rule (from those files and
 // the main file) and checks names and endpoint references across files.
 func (l *loader) loadRules(cfg *Config) *rules.Set {
@@ -305,17 +329,18 @@ func (l *loader) loadRules(cfg *Config) *rules.Set {
 	var compiled []*rules.Rule
 	for _, src := range sources {
 		base := fmt.Sprintf("rule[%d]", src.index)
-		// A rule whose keys failed to decode is not compiled: that would only
-		// repeat its problems in other words. Names and endpoints are still checked.
-		var r *rules.Rule
-		var err error
-		if !src.dec.failed[base] {
-			r, err = rules.Compile(src.spec)
-		}
+		// Every rule is compiled, so that check prints all of its problems, but
+		// a problem that only repeats a decode error in other words (a value
+		// that did not decode is missing to Compile) is left out.
+		r, err := rules.Compile(src.spec)
+		bad, meant := src.dec.problemsUnder(base)
 		if err != nil {
 			for _, e := range flatten(err) {
 				var fe *rules.FieldError
 				if errors.As(e, &fe) {
+					if followsFrom(fe, bad, meant) {
+						continue
+					}
 					key := base + "." + fe.Key
 					if strings.HasPrefix(fe.Key, "publish") {
 						key = fmt.Sprintf("%s.publish[%d]%s", base, fe.Index, strings.TrimPrefix(fe.Key, "publish"))

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,6 +18,16 @@ import (
 )
 
 func reflectValue(v any) reflect.Value { return reflect.ValueOf(v).Elem() }
+
+// validPort reports whether port is empty (the scheme's default) or a decimal
+// port number in range; zero (any free port) only where allowZero.
+func validPort(port string, allowZero bool) bool {
+	if port == "" {
+		return true
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	return err == nil && (n > 0 || allowZero)
+}
 
 // nameRE is what endpoint and inbound names may look like: they become metric
 // labels and store keys.
@@ -37,6 +48,8 @@ func (l *loader) validate(d *decoder, cfg *Config) {
 			d.fail("mqtt.broker", "want tcp://host:port, ssl://, ws://, wss:// or \"embedded\", got %q", m.Broker)
 		case !oneOf(u.Scheme, "tcp", "ssl", "tls", "mqtt", "mqtts", "ws", "wss"):
 			d.fail("mqtt.broker", "unsupported scheme %q (want tcp, ssl, ws or wss)", u.Scheme)
+		case !validPort(u.Port(), false):
+			d.fail("mqtt.broker", "port %q is out of range (1-65535)", u.Port())
 		}
 	}
 	if m.ClientID == "" || !utf8.ValidString(m.ClientID) || strings.ContainsRune(m.ClientID, 0) {
@@ -75,6 +88,8 @@ func (l *loader) validate(d *decoder, cfg *Config) {
 	h := &cfg.HTTP
 	if _, port, err := net.SplitHostPort(h.Listen); err != nil || port == "" {
 		d.fail("http.listen", "want host:port such as 127.0.0.1:8321, got %q", h.Listen)
+	} else if !validPort(port, true) {
+		d.fail("http.listen", "port %q is out of range (0-65535)", port)
 	}
 	if (h.TLSCertFile == "") != (h.TLSKeyFile == "") {
 		d.fail("http.tls_cert_file", "tls_cert_file and tls_key_file go together")
@@ -125,6 +140,8 @@ func (l *loader) validate(d *decoder, cfg *Config) {
 			d.fail(p+".url", "want an absolute http:// or https:// URL")
 		case u.User != nil:
 			d.fail(p+".url", "credentials in the URL would be logged; put them in headers (Authorization) instead")
+		case !validPort(u.Port(), false):
+			d.fail(p+".url", "port %q is out of range (1-65535)", u.Port())
 		}
 		if !oneOf(e.Method, "POST", "PUT", "PATCH") {
 			d.fail(p+".method", "want POST, PUT or PATCH, got %q", e.Method)

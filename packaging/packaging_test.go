@@ -53,11 +53,11 @@ type target struct {
 }
 
 var targets = []target{
-	{deb: "amd64", machine: elf.EM_X86_64, arch: "arch=amd64"},
-	{deb: "arm64", machine: elf.EM_AARCH64, qemu: []string{"qemu-aarch64-static"}, arch: "arch=arm64"},
+	{deb: "amd64", machine: elf.EM_X86_64, arch: " linux/amd64"},
+	{deb: "arm64", machine: elf.EM_AARCH64, qemu: []string{"qemu-aarch64-static"}, arch: " linux/arm64"},
 	// The Pi Zero and Pi 1 have an ARM1176 (ARMv6): run the armhf binary on
 	// that very CPU model, where a GOARM=7 binary refuses to start.
-	{deb: "armhf", machine: elf.EM_ARM, qemu: []string{"qemu-arm-static", "-cpu", "arm1176"}, arch: "arch=arm GOARM=6"},
+	{deb: "armhf", machine: elf.EM_ARM, qemu: []string{"qemu-arm-static", "-cpu", "arm1176"}, arch: " linux/arm GOARM=6"},
 }
 
 // TestPackages builds every release artifact with packaging/build.sh (what

@@ -153,6 +153,11 @@ func (e *Engine) Feed(topic string, payload []byte, at time.Time, fn func(Result
 				fn(res)
 				continue
 			}
+			if name := r.missingField(fields); name != "" {
+				res.Reject, res.Detail = Missing, name
+				fn(res)
+				continue
+			}
 			truth, err := r.evalExpr(fields)
 			if err != nil {
 				res.Reject, res.Detail = ExprError, err.Error()
@@ -168,8 +173,11 @@ func (e *Engine) Feed(topic string, payload []byte, at time.Time, fn func(Result
 			switch {
 			case rej == OK:
 				in.Value, in.HasValue = v, true
-			case !r.Value.IsZero() || rej == InvalidUTF8:
-				res.Reject = rej // a value was asked for, or the payload cannot go into JSON
+			case !r.Value.IsZero() || rej == InvalidUTF8 || r.Cond == Stale:
+				// A value was asked for, the payload cannot go into JSON, or
+				// this is stale: only a valid reading (a bare number when
+				// there is no value path) is a sign of life.
+				res.Reject = rej
 				fn(res)
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -16,31 +17,58 @@ import (
 // compileExpr compiles a `when` expression over the payload's JSON fields
 // (expr-lang/expr: memory-safe, side-effect free, always terminating). Names
 // are the payload's top-level fields; a misspelled function is refused here,
-// not at the first message.
-func compileExpr(src string) (*vm.Program, error) {
+// not at the first message. It also returns the fields the expression reads,
+// so that a reading without one of them is rejected as missing rather than
+// evaluated with nil.
+func compileExpr(src string) (*vm.Program, []string, error) {
 	if strings.TrimSpace(src) == "" {
-		return nil, errors.New("empty expression")
+		return nil, nil, errors.New("empty expression")
 	}
 	tree, err := parser.Parse(src)
 	if err != nil {
-		return nil, exprError(err)
+		return nil, nil, exprError(err)
 	}
 	var unknown []string
+	idents := map[string]bool{}
+	local := map[string]bool{} // names bound by `let`
 	ast.Walk(&tree.Node, visitor(func(n *ast.Node) {
-		if call, ok := (*n).(*ast.CallNode); ok {
-			if id, ok := call.Callee.(*ast.IdentifierNode); ok {
+		switch v := (*n).(type) {
+		case *ast.CallNode:
+			if id, ok := v.Callee.(*ast.IdentifierNode); ok {
 				unknown = append(unknown, id.Value)
 			}
+		case *ast.IdentifierNode:
+			idents[v.Value] = true
+		case *ast.VariableDeclaratorNode:
+			local[v.Name] = true
 		}
 	}))
 	if len(unknown) > 0 {
-		return nil, fmt.Errorf("unknown function %q", unknown[0])
+		return nil, nil, fmt.Errorf("unknown function %q", unknown[0])
 	}
 	p, err := expr.Compile(src, expr.Env(map[string]any{}), expr.AllowUndefinedVariables(), expr.AsBool(), expr.MaxNodes(2000))
 	if err != nil {
-		return nil, exprError(err)
+		return nil, nil, exprError(err)
 	}
-	return p, nil
+	var fields []string
+	for name := range idents {
+		if !local[name] && name != "$env" {
+			fields = append(fields, name)
+		}
+	}
+	sort.Strings(fields)
+	return p, fields, nil
+}
+
+// missingField names the first field the expression reads that the reading
+// lacks (absent or null), or "".
+func (r *Rule) missingField(fields map[string]any) string {
+	for _, name := range r.exprFields {
+		if fields[name] == nil {
+			return name
+		}
+	}
+	return ""
 }
 
 type visitor func(*ast.Node)

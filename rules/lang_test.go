@@ -69,8 +69,21 @@ func TestTemplates(t *testing.T) {
 
 func TestExprCompile(t *testing.T) {
 	for _, src := range []string{"contact == false", "temperature < 18 && window == 'closed'", "len(name) > 2", "a.b > 1 or c"} {
-		if _, err := compileExpr(src); err != nil {
+		if _, _, err := compileExpr(src); err != nil {
 			t.Errorf("%q: %v", src, err)
+		}
+	}
+	// The fields an expression reads: top-level names, not let-bound names,
+	// closure pointers or member names.
+	for src, want := range map[string]string{
+		"temperature < 18 && window == 'closed'": "[temperature window]",
+		"let limit = 18; t < limit":              "[t]",
+		"all(items, {# > 1}) && a.b == 2":        "[a items]",
+		"true":                                   "[]",
+	} {
+		_, fields, err := compileExpr(src)
+		if got := fmt.Sprint(fields); err != nil || got != want {
+			t.Errorf("%q reads %s (%v), want %s", src, got, err, want)
 		}
 	}
 	for src, want := range map[string]string{
@@ -80,7 +93,7 @@ func TestExprCompile(t *testing.T) {
 		"1 + 1":          "expected bool",
 		"temperature<<2": "",
 	} {
-		_, err := compileExpr(src)
+		_, _, err := compileExpr(src)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", src, err, want)
 		}
@@ -155,6 +168,17 @@ func TestCompileConditionErrors(t *testing.T) {
 	}
 }
 
+// body = "" (PRODUCT.md's example) is the default envelope, not a template
+// that renders nothing.
+func TestEmptyBodyIsTheEnvelope(t *testing.T) {
+	for _, body := range []string{"", "  \n"} {
+		r := mustRule(t, Spec{Name: "r", Topic: "t", Below: f64(1), Endpoints: []string{"e"}, Body: strp(body)})
+		if r.Body != nil {
+			t.Errorf("body %q compiled to a template", body)
+		}
+	}
+}
+
 func strp(s string) *string { return &s }
 func intp(i int) *int       { return &i }
 
@@ -167,13 +191,13 @@ func FuzzExpr(f *testing.F) {
 		if len(src) > 500 {
 			return
 		}
-		p, err := compileExpr(src)
+		p, names, err := compileExpr(src)
 		if err != nil {
 			return
 		}
-		r := &Rule{prog: p}
+		r := &Rule{prog: p, exprFields: names}
 		fields, rej := payloadFields(payload)
-		if rej == OK {
+		if rej == OK && r.missingField(fields) == "" {
 			r.evalExpr(fields)
 		}
 	})

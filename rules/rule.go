@@ -97,8 +97,9 @@ type Rule struct {
 	// whose Hash did not change and resets the others.
 	Hash uint64
 
-	clearAt float64 // below: Threshold+Band; above: Threshold-Band
-	prog    *vm.Program
+	clearAt    float64 // below: Threshold+Band; above: Threshold-Band
+	prog       *vm.Program
+	exprFields []string // the payload fields `when` reads; a reading without one is missing
 }
 
 // Action is a validated [[rule.publish]] MQTT action.
@@ -124,12 +125,30 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // windowCap bounds the samples a drop/rise series keeps (see window.go).
 const windowCap = 1024
 
+// Problems Compile reports that a config loader may want to recognise: each
+// can be only the consequence of another key that failed to decode.
+var (
+	ErrNoCondition     = errors.New("needs exactly one condition: below, above, drop, rise, when, stale or forward")
+	ErrNoTarget        = errors.New("rule needs at least one of endpoints or [[rule.publish]]")
+	ErrNotForCondition = errors.New("key does not fit the rule's condition") // matched by errors.Is; the message says which
+	ErrNeedsWithin     = errors.New("needs within, e.g. within = \"10m\": the trailing window to compare against")
+)
+
+// fitError is a problem that is an ErrNotForCondition, in its own words.
+type fitError string
+
+func (e fitError) Error() string        { return string(e) }
+func (e fitError) Is(target error) bool { return target == ErrNotForCondition }
+
 // Compile validates a Spec and returns the Rule. Every problem found is returned,
 // each as a *FieldError, joined with errors.Join.
 func Compile(s Spec) (*Rule, error) {
 	var errs []error
 	bad := func(key string, format string, args ...any) {
 		errs = append(errs, &FieldError{Key: key, Err: fmt.Errorf(format, args...)})
+	}
+	badFit := func(key string, format string, args ...any) {
+		errs = append(errs, &FieldError{Key: key, Err: fitError(fmt.Sprintf(format, args...))})
 	}
 	r := &Rule{Name: s.Name, Endpoints: s.Endpoints}
 
@@ -182,10 +201,10 @@ func Compile(s Spec) (*Rule, error) {
 	if s.When != nil {
 		setCond(When)
 		r.Expr = *s.When
-		if p, err := compileExpr(*s.When); err != nil {
+		if p, fields, err := compileExpr(*s.When); err != nil {
 			bad("when", "%v", err)
 		} else {
-			r.prog = p
+			r.prog, r.exprFields = p, fields
 		}
 	}
 	if s.Stale != nil {
@@ -203,7 +222,7 @@ func Compile(s Spec) (*Rule, error) {
 	}
 	switch len(conds) {
 	case 0:
-		bad("name", "rule %q needs exactly one condition: below, above, drop, rise, when, stale or forward", s.Name)
+		bad("name", "rule %q %w", s.Name, ErrNoCondition)
 	case 1:
 	default:
 		bad(conds[1], "rule has more than one condition (%s); use one rule per condition", strings.Join(conds, ", "))
@@ -225,7 +244,7 @@ func Compile(s Spec) (*Rule, error) {
 		case *s.Hysteresis < 0:
 			bad("hysteresis", "must be >= 0")
 		case r.Cond != Below && r.Cond != Above:
-			bad("hysteresis", "only applies to below and above")
+			badFit("hysteresis", "only applies to below and above")
 		default:
 			r.Band = *s.Hysteresis
 		}
@@ -254,7 +273,7 @@ func Compile(s Spec) (*Rule, error) {
 		}
 		for _, c := range conds {
 			if r.Cond == c {
-				bad(key, "does not apply to %s rules", c)
+				badFit(key, "does not apply to %s rules", c)
 				return
 			}
 		}
@@ -265,11 +284,11 @@ func Compile(s Spec) (*Rule, error) {
 	notFor("fire_on_first", s.FireOnFirst != nil, Forward, Stale, Drop, Rise)
 	switch {
 	case (r.Cond == Drop || r.Cond == Rise) && s.Within == nil:
-		bad(r.Cond.String(), "needs within, e.g. within = \"10m\": the trailing window to compare against")
+		bad(r.Cond.String(), "%w", ErrNeedsWithin)
 	case (r.Cond == Drop || r.Cond == Rise) && r.Within <= 0:
 		bad("within", "must be positive")
 	case s.Within != nil && r.Cond != Drop && r.Cond != Rise:
-		bad("within", "only applies to drop and rise")
+		badFit("within", "only applies to drop and rise")
 	}
 
 	seen := map[string]bool{}
@@ -282,7 +301,7 @@ func Compile(s Spec) (*Rule, error) {
 		}
 		seen[e] = true
 	}
-	if s.Body != nil {
+	if s.Body != nil && strings.TrimSpace(*s.Body) != "" { // body = "" (as in PRODUCT.md's example) means the default envelope
 		if t, err := ParseTemplate("body", *s.Body); err != nil {
 			bad("body", "template does not compile: %v", err)
 		} else {
@@ -330,7 +349,7 @@ func Compile(s Spec) (*Rule, error) {
 		r.Publish = append(r.Publish, a)
 	}
 	if len(s.Endpoints) == 0 && len(s.Publish) == 0 {
-		bad("endpoints", "rule needs at least one of endpoints or [[rule.publish]]")
+		bad("endpoints", "%w", ErrNoTarget)
 	}
 
 	switch r.Cond {

@@ -36,6 +36,9 @@ admin token: env EDGEHOOK_ADMIN_TOKEN, else http.admin_token_file from the confi
 func (e *env) cmdDeadletters(ctx context.Context, args []string) int {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "retry" && args[0] != "delete") {
 		fmt.Fprint(e.stderr, deadlettersUsage)
+		if len(args) > 0 && isHelp(args[0]) {
+			return exitOK
+		}
 		return exitUsage
 	}
 	sub := args[0]
@@ -51,7 +54,7 @@ func (e *env) cmdDeadletters(ctx context.Context, args []string) int {
 	var ids []string
 	for rest := args[1:]; ; {
 		if err := fs.Parse(rest); err != nil {
-			return exitUsage
+			return parseExit(err)
 		}
 		if rest = fs.Args(); len(rest) == 0 {
 			break

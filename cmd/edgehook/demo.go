@@ -33,7 +33,7 @@ type received struct {
 func (e *env) cmdDemo(ctx context.Context, args []string) int {
 	fs := e.flagSet("demo")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	out := e.stdout
 	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }

@@ -193,6 +193,20 @@ func (e *env) flagSet(name string) *flag.FlagSet {
 	return fs
 }
 
+// parseExit is the exit code after a flag parse error: 0 when help was asked
+// for (the flag package has printed it), 2 otherwise.
+func parseExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	return exitUsage
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
+}
+
 // loadConfig loads and prints every problem, returning the exit code to use on failure.
 func (e *env) loadConfig(path string) (*bridge.Config, *rules.Set, int) {
 	cfg, set, err := bridge.Load(path, e.getenv)
@@ -209,7 +223,7 @@ func (e *env) cmdCheck(args []string) int {
 	fs := e.flagSet("check")
 	path := e.configFlag(fs)
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	cfg, rs, code := e.loadConfig(*path)
 	if code != exitOK {
@@ -224,7 +238,7 @@ func (e *env) cmdRun(ctx context.Context, args []string) int {
 	fs := e.flagSet("run")
 	path := e.configFlag(fs)
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	log, err := e.logger()
 	if err != nil {
@@ -287,7 +301,7 @@ func commit() string {
 
 // versionLine is what `edgehook version` prints, on one line so scripts can grep it.
 func versionLine() string {
-	return fmt.Sprintf("edgehook %s commit=%s go=%s os=%s arch=%s", version, commit(), runtime.Version(), runtime.GOOS, arch())
+	return fmt.Sprintf("edgehook %s commit=%s %s", version, commit(), platform())
 }
 
 // platform is "go1.26.8 linux/arm GOARM=6", for the status page.

@@ -48,15 +48,18 @@ func (noop) Stop(service.Service) error  { return nil }
 // cmdService installs and controls the systemd service with
 // kardianos/service, using our own hardened unit (packaging/systemd).
 func (e *env) cmdService(args []string) int {
-	if len(args) == 0 {
+	if len(args) == 0 || isHelp(args[0]) {
 		fmt.Fprint(e.stderr, serviceUsage)
+		if len(args) > 0 {
+			return exitOK
+		}
 		return exitUsage
 	}
 	action := args[0]
 	fs := e.flagSet("service " + action)
 	root := fs.String("root", "/", "install into this directory instead of / (no systemctl)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	staged := filepath.Clean(*root) != "/"
 	var err error

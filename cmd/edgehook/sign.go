@@ -107,7 +107,7 @@ func (e *env) cmdSign(args []string) int {
 	ts := fs.Int64("timestamp", 0, "webhook-timestamp in Unix seconds (default: now)")
 	curl := fs.String("curl", "", "print a curl command that POSTs the signed body to this URL")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	secret, scheme, code, err := e.resolveSecret(&s)
 	if err != nil {
@@ -168,7 +168,7 @@ func (e *env) cmdVerify(args []string) int {
 	headersFile := fs.String("headers-file", "", "a file of header lines (e.g. from curl -D)")
 	tolerance := fs.Duration("tolerance", 5*time.Minute, "accepted clock difference for webhook-timestamp")
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return parseExit(err)
 	}
 	secret, scheme, code, err := e.resolveSecret(&s)
 	if err != nil {
