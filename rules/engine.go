@@ -30,6 +30,11 @@ type Result struct {
 // filter fed by a hostile or broken publisher cannot grow memory without end.
 const MaxSeriesPerRule = 10_000
 
+// MaxSeriesLen bounds a series name (the topic, with its key): the state is
+// stored under it, and the store refuses keys over 32 KiB. MQTT allows 64 KiB
+// topics, so a longer one is a rejected reading, not a store that stops.
+const MaxSeriesLen = 4096
+
 // maxKeyLen bounds a `key` value.
 const maxKeyLen = 256
 
@@ -186,6 +191,11 @@ func (e *Engine) Feed(topic string, payload []byte, at time.Time, fn func(Result
 		k := SeriesKey{Rule: r.Name, Series: res.Series}
 		st := e.states[k]
 		if st == nil {
+			if len(res.Series) > MaxSeriesLen {
+				res.Reject = SeriesTooLong
+				fn(res)
+				continue
+			}
 			if e.count[r.Name] >= MaxSeriesPerRule {
 				res.Reject = TooManySeries
 				fn(res)

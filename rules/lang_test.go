@@ -100,6 +100,21 @@ func TestExprCompile(t *testing.T) {
 	}
 }
 
+// A topic over MaxSeriesLen is a rejected reading (the store could not keep
+// its state), and it leaves no series behind.
+func TestSeriesTooLong(t *testing.T) {
+	r := mustRule(t, Spec{Name: "r", Topic: "t/+/temp", Below: f64(18), FireOnFirst: yes()})
+	set, _ := NewSet([]*Rule{r})
+	e := NewEngine(set)
+	long := "t/" + strings.Repeat("x", MaxSeriesLen) + "/temp"
+	var got []Reject
+	e.Feed(long, []byte("10"), t0, func(res Result) { got = append(got, res.Reject) })
+	e.Feed("t/ok/temp", []byte("10"), t0, func(res Result) { got = append(got, res.Reject) })
+	if fmt.Sprint(got) != "[series_too_long ok]" || len(e.states) != 1 {
+		t.Fatalf("got %v, %d series", got, len(e.states))
+	}
+}
+
 func TestSeriesCap(t *testing.T) {
 	r := mustRule(t, Spec{Name: "k", Topic: "t", Key: "id", Value: "v", Below: f64(1)})
 	set, _ := NewSet([]*Rule{r})

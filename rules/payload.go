@@ -27,10 +27,11 @@ const (
 	TooLarge             // over the configured payload size (checked by the caller)
 	ExprError            // a `when` expression could not be evaluated on this payload
 	TooManySeries        // the rule already tracks MaxSeriesPerRule series
+	SeriesTooLong        // the topic (with its key) is over MaxSeriesLen bytes
 )
 
 var rejectNames = [...]string{"ok", "malformed", "missing", "not_number", "non_finite", "out_of_range", "invalid_utf8", "too_large",
-	"expression", "too_many_series"}
+	"expression", "too_many_series", "series_too_long"}
 
 func (r Reject) String() string {
 	if int(r) < len(rejectNames) {
@@ -41,7 +42,7 @@ func (r Reject) String() string {
 
 // Rejects lists every rejection reason (not OK), for metrics that want all labels up front.
 func Rejects() []Reject {
-	return []Reject{Malformed, Missing, NotNumber, NonFinite, OutOfRange, InvalidUTF8, TooLarge, ExprError, TooManySeries}
+	return []Reject{Malformed, Missing, NotNumber, NonFinite, OutOfRange, InvalidUTF8, TooLarge, ExprError, TooManySeries, SeriesTooLong}
 }
 
 // Path is a compiled JSON path such as "temperature", "sensor.temp" or

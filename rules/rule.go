@@ -157,6 +157,8 @@ func Compile(s Spec) (*Rule, error) {
 		bad("name", "required")
 	case strings.TrimSpace(s.Name) != s.Name || strings.ContainsAny(s.Name, "\x00\n\r\t"):
 		bad("name", "must not contain leading/trailing spaces or control characters")
+	case len(s.Name) > 256:
+		bad("name", "longer than 256 bytes")
 	}
 	if s.Topic == "" {
 		bad("topic", "required")
