@@ -1,11 +1,13 @@
 package bridge
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -105,11 +107,22 @@ func (l *loader) parse(path string, v any) *decoder {
 		l.fatalEarly = true
 		return nil
 	}
+	if line, ok := tooDeep(data); !ok {
+		// BurntSushi/toml recurses per level: a hostile file could overflow
+		// the stack (fatal, not a panic) or take gigabytes before it fails.
+		l.errs = append(l.errs, &ConfigError{File: path, Line: line, Err: fmt.Errorf("arrays and tables nested deeper than %d levels", maxNesting)})
+		l.fatalEarly = true
+		return nil
+	}
 	tree, err := parseTOML(data)
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			l.errs = append(l.errs, &ConfigError{File: path, Line: parseErrorLine(data, pe), Key: pe.LastKey, Err: errors.New(printableMsg(pe.Message))})
+			msg := printableMsg(pe.Message)
+			if sensitiveKey(pe.LastKey) {
+				msg = quotedRE.ReplaceAllString(msg, `"…"`) // the parser quotes what it found: part of a secret
+			}
+			l.errs = append(l.errs, &ConfigError{File: path, Line: parseErrorLine(data, pe), Key: pe.LastKey, Err: errors.New(msg)})
 		} else {
 			l.errs = append(l.errs, &ConfigError{File: path, Err: err})
 		}
@@ -122,6 +135,75 @@ func (l *loader) parse(path string, v any) *decoder {
 	d.errs = nil
 	return d
 }
+
+// maxNesting bounds how deep arrays and inline tables may nest in a config
+// file; ours need 3.
+const maxNesting = 32
+
+// tooDeep scans TOML text (skipping strings and comments) and reports the
+// line where brackets and braces nest deeper than maxNesting, and false; or
+// 0, true. It only counts: the parser reports any syntax error.
+func tooDeep(data []byte) (line int, ok bool) {
+	depth, line := 0, 1
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '\n':
+			line++
+		case '#':
+			for i+1 < len(data) && data[i+1] != '\n' {
+				i++
+			}
+		case '"', '\'':
+			var lines int
+			i, lines = skipString(data, i)
+			line += lines
+		case '[', '{':
+			if depth++; depth > maxNesting {
+				return line, false
+			}
+		case ']', '}':
+			depth--
+		}
+	}
+	return 0, true
+}
+
+// skipString returns the index of the last byte of the string that opens at
+// data[i] (a quote), and the newlines inside it. A one-line string that is
+// not closed ends before the newline, so the caller still counts it.
+func skipString(data []byte, i int) (end, lines int) {
+	q := data[i]
+	delim := []byte{q}
+	if bytes.HasPrefix(data[i:], []byte{q, q, q}) {
+		delim = []byte{q, q, q}
+	}
+	for j := i + len(delim); j < len(data); j++ {
+		switch {
+		case bytes.HasPrefix(data[j:], delim):
+			return j + len(delim) - 1, lines
+		case data[j] == '\n':
+			if len(delim) == 1 {
+				return j - 1, lines
+			}
+			lines++
+		case data[j] == '\\' && q == '"':
+			if j+1 < len(data) && data[j+1] == '\n' {
+				lines++
+			}
+			j++ // an escape: skip the escaped byte
+		}
+	}
+	return len(data) - 1, lines
+}
+
+// sensitiveKey reports whether a parse error at key may quote a secret: a
+// secret itself, or a header value (Authorization).
+func sensitiveKey(key string) bool {
+	last := key[strings.LastIndexByte(key, '.')+1:]
+	return oneOf(last, "password", "secret", "admin_token", "token") || strings.Contains(key, "headers")
+}
+
+var quotedRE = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
 
 // parseTOML parses data into a generic tree, converting a parser panic (a
 // library bug on hostile input) into an error.

@@ -380,3 +380,26 @@ signing = "none"
 		}
 	})
 }
+
+// tooDeep counts only brackets outside strings and comments.
+func TestTooDeep(t *testing.T) {
+	deep := strings.Repeat("[", maxNesting+1)
+	for src, want := range map[string]int{
+		"a = " + strings.Repeat("[", maxNesting) + strings.Repeat("]", maxNesting): 0,
+		"a = \"" + deep + "\"":                            0,
+		"a = '" + deep + "'":                              0,
+		"a = \"\"\"\n" + deep + "\n\"\"\"":                0,
+		"a = '''\n" + deep + "'''":                        0,
+		"a = \"esc \\\" " + deep + "\"":                   0,
+		"# " + deep + "\na = 1":                           0,
+		"a = \"unterminated\n" + deep:                     2,
+		"a = \"\"\"\nx\n\"\"\"\nb = " + deep:              4,
+		"[t]\nx = {a = {b = " + deep + "}}":               2,
+		"a = '''\n'''\n[[r]]\n" + strings.Repeat("{", 40): 4,
+	} {
+		line, ok := tooDeep([]byte(src))
+		if ok != (want == 0) || line != want {
+			t.Errorf("%.40q: line %d ok %v, want line %d", src, line, ok, want)
+		}
+	}
+}

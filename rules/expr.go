@@ -14,6 +14,9 @@ import (
 	"github.com/expr-lang/expr/vm"
 )
 
+// maxExprLen bounds a `when` expression's source.
+const maxExprLen = 4096
+
 // compileExpr compiles a `when` expression over the payload's JSON fields
 // (expr-lang/expr: memory-safe, side-effect free, always terminating). Names
 // are the payload's top-level fields; a misspelled function is refused here,
@@ -23,6 +26,11 @@ import (
 func compileExpr(src string) (*vm.Program, []string, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, nil, errors.New("empty expression")
+	}
+	if len(src) > maxExprLen {
+		// expr's parser recurses per parenthesis, and parentheses make no
+		// nodes for MaxNodes to count: a huge one could overflow the stack.
+		return nil, nil, fmt.Errorf("longer than %d bytes", maxExprLen)
 	}
 	tree, err := parser.Parse(src)
 	if err != nil {

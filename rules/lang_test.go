@@ -92,6 +92,7 @@ func TestExprCompile(t *testing.T) {
 		"shout(x) > 1":   `unknown function "shout"`,
 		"1 + 1":          "expected bool",
 		"temperature<<2": "",
+		strings.Repeat("(", 3000) + "t < 1" + strings.Repeat(")", 3000): "longer than 4096 bytes",
 	} {
 		_, _, err := compileExpr(src)
 		if err == nil || !strings.Contains(err.Error(), want) {
