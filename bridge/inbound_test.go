@@ -133,6 +133,12 @@ func TestInboundStatusTable(t *testing.T) {
 	}{
 		{"400 malformed JSON", func() (int, map[string]any, http.Header) { return e.signed(t, "/hooks/heating", `{"zone": "living", `) }, 400, ""},
 		{"400 missing field", func() (int, map[string]any, http.Header) { return e.signed(t, "/hooks/heating", `{"mode": "heat"}`) }, 400, ""},
+		{"400 null field (payload)", func() (int, map[string]any, http.Header) {
+			return e.signed(t, "/hooks/heating", `{"zone": "living", "mode": null}`)
+		}, 400, ""},
+		{"400 null field (topic)", func() (int, map[string]any, http.Header) {
+			return e.signed(t, "/hooks/heating", `{"zone": null, "mode": "heat"}`)
+		}, 400, ""},
 		{"401 bad signature", func() (int, map[string]any, http.Header) {
 			hh := signSW("whsec_b3RoZXItc2VjcmV0", nextID(), time.Now(), body)
 			return post(t, url+"/hooks/heating", hh, body)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"text/template"
+
+	"github.com/edgehook/edgehook/rules"
 )
 
 // textTemplate is a compiled Go text/template that fails on a missing key
@@ -43,8 +45,11 @@ func compileTemplate(name, text string, funcs template.FuncMap) (*textTemplate, 
 // render executes the template with data.
 func (t *textTemplate) render(data any) ([]byte, error) {
 	var b bytes.Buffer
-	if err := t.t.Execute(&b, data); err != nil {
+	if err := t.t.Execute(&b, rules.TemplateData(data)); err != nil {
 		return nil, errors.New(cleanExecError(err.Error()))
+	}
+	if err := rules.CheckNull(b.Bytes()); err != nil {
+		return nil, err
 	}
 	return b.Bytes(), nil
 }

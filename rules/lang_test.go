@@ -233,3 +233,32 @@ func FuzzTemplate(f *testing.F) {
 		tp.Render(&EventData{Topic: topic, Value: 1.5, Payload: map[string]any{"a": 1}})
 	})
 }
+
+// Objects and arrays render as JSON, a null is an error naming the field
+// (never "<no value>"), and the json helper still encodes null as null.
+func TestTemplateJSONValues(t *testing.T) {
+	payload := map[string]any{"o": map[string]any{"a": 1.0}, "l": []any{1.0, "x"}, "n": nil, "s": "v"}
+	for src, want := range map[string]string{
+		`{{ .Payload.o }} {{ .Payload.l }} {{ .Payload.s }} {{ .Payload.o.a }} {{ index .Payload.l 1 }}`: `{"a":1} [1,"x"] v 1 x`,
+		`{{ json .Payload.n }} {{ json .Payload }}`:                                                      `null {"l":[1,"x"],"n":null,"o":{"a":1},"s":"v"}`,
+		`{{ .Payload.n }}`:         `error: field "n" is null`,
+		`{{ round 1 .Payload.n }}`: `error`,
+		`{{ .Payload.missing }}`:   `error`,
+	} {
+		tp, err := ParseTemplate("t", src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := tp.Render(&EventData{Payload: payload})
+		got := string(out)
+		if err != nil {
+			got = "error"
+			if strings.HasPrefix(want, "error:") {
+				got = "error: " + err.Error()
+			}
+		}
+		if got != want {
+			t.Errorf("%s: got %q, want %q", src, got, want)
+		}
+	}
+}

@@ -68,7 +68,7 @@ func toFloat(v any) (float64, error) {
 		return x.Float64()
 	case string:
 		return strconv.ParseFloat(x, 64)
-	case nil:
+	case nil, jsonNull:
 		return 0, errors.New("round of a missing value")
 	}
 	return 0, fmt.Errorf("round of %T", v)
@@ -100,13 +100,18 @@ func (t *Template) Render(d *EventData) ([]byte, error) {
 		}
 		tt = c.Funcs(funcs(d.Topic))
 	}
+	data := *d
+	data.Payload = TemplateData(d.Payload)
 	var b bytes.Buffer
-	if err := tt.Execute(&b, d); err != nil {
+	if err := tt.Execute(&b, &data); err != nil {
 		msg := err.Error()
 		if i := strings.Index(msg, "> "); i >= 0 && strings.Contains(msg, "executing") {
 			msg = msg[i+2:]
 		}
 		return nil, errors.New(msg)
+	}
+	if err := CheckNull(b.Bytes()); err != nil {
+		return nil, err
 	}
 	return b.Bytes(), nil
 }

@@ -123,6 +123,11 @@ func CheckPublishTopic(topic string, strict bool) error {
 	if strings.ContainsAny(topic, "+#") {
 		return errors.New(`topic contains a wildcard ("+" or "#")`)
 	}
+	if topic[0] == '$' {
+		// $SYS/… and $share/… are the broker's: it accepts a publish there
+		// and drops it, so it would count as delivered and reach nobody.
+		return fmt.Errorf("topic starts with '$' (reserved for the broker)")
+	}
 	if strict {
 		for _, l := range strings.Split(topic, "/") {
 			if l == "" {

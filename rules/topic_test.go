@@ -84,9 +84,17 @@ func TestCheckPublishTopic(t *testing.T) {
 			t.Errorf("CheckPublishTopic(%q, strict) accepted", clip(s))
 		}
 	}
-	// Without strict, empty levels and $ are allowed (a configured, trusted topic).
-	if err := CheckPublishTopic("a//b", false); err != nil {
-		t.Errorf("non-strict: %v", err)
+	// Without strict, empty levels and a $ inside are allowed (a configured,
+	// trusted topic); a leading $ never is: the broker drops such a publish.
+	for _, s := range []string{"a//b", "a/$x"} {
+		if err := CheckPublishTopic(s, false); err != nil {
+			t.Errorf("non-strict %q: %v", s, err)
+		}
+	}
+	for _, s := range []string{"$SYS/x", "$share/g/t"} {
+		if err := CheckPublishTopic(s, false); err == nil {
+			t.Errorf("non-strict %q accepted", s)
+		}
 	}
 }
 
