@@ -193,7 +193,9 @@ func (b *Bridge) inbound(w http.ResponseWriter, r *http.Request) (*route, *inbou
 		return nil, nil, reject(http.StatusMethodNotAllowed, "method %s not allowed: use POST", r.Method)
 	}
 	rt := b.routes.Load().byPath[r.URL.Path]
-	if rt == nil {
+	if rt == nil || strings.Contains(strings.ToLower(r.URL.RawPath), "%2f") {
+		// An encoded slash is not a path separator: /hooks%2Fheat is not
+		// /hooks/heat (a proxy's path rules in front would see them apart).
 		return nil, nil, reject(http.StatusNotFound, "no route at this path")
 	}
 	in := rt.cfg

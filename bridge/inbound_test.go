@@ -149,6 +149,7 @@ func TestInboundStatusTable(t *testing.T) {
 		}, 401, ""},
 		{"403 peer not in allow_ips", func() (int, map[string]any, http.Header) { return post(t, url+"/hooks/lan", nil, []byte(`{}`)) }, 403, ""},
 		{"404 unknown path", func() (int, map[string]any, http.Header) { return e.signed(t, "/hooks/nope", string(body)) }, 404, ""},
+		{"404 encoded slash", func() (int, map[string]any, http.Header) { return e.signed(t, "/hooks%2Fheating", string(body)) }, 404, ""},
 		{"405 not POST", func() (int, map[string]any, http.Header) {
 			resp, err := http.Get(url + "/hooks/heating")
 			if err != nil {
