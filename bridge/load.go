@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -197,10 +198,35 @@ func skipString(data []byte, i int) (end, lines int) {
 }
 
 // sensitiveKey reports whether a parse error at key may quote a secret: a
-// secret itself, or a header value (Authorization).
+// key of type Secret anywhere in the config (or its _file twin), or a header
+// value (Authorization).
 func sensitiveKey(key string) bool {
 	last := key[strings.LastIndexByte(key, '.')+1:]
-	return oneOf(last, "password", "secret", "admin_token", "token") || strings.Contains(key, "headers")
+	return secretKeys(reflect.TypeFor[Config]())[strings.TrimSuffix(last, "_file")] || strings.Contains(key, "headers")
+}
+
+// secretKeys collects the toml names of the Secret fields under t.
+func secretKeys(t reflect.Type) map[string]bool {
+	keys := map[string]bool{}
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Slice || t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if f.Type == secretType {
+				keys[f.Tag.Get("toml")] = true
+				continue
+			}
+			walk(f.Type)
+		}
+	}
+	walk(t)
+	return keys
 }
 
 var quotedRE = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)

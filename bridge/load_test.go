@@ -403,3 +403,18 @@ func TestTooDeep(t *testing.T) {
 		}
 	}
 }
+
+// Every Secret field is a sensitive key for parse errors, found from the
+// config's types, so a new secret cannot be forgotten in a list.
+func TestSensitiveKeys(t *testing.T) {
+	for _, k := range []string{"mqtt.password", "mqtt.password_file", "http.admin_token", "endpoint.secret", "inbound.secret", "endpoint.headers.Authorization"} {
+		if !sensitiveKey(k) {
+			t.Errorf("%s is not sensitive", k)
+		}
+	}
+	for _, k := range []string{"mqtt.broker", "endpoint.url", "rule.name"} {
+		if sensitiveKey(k) {
+			t.Errorf("%s is sensitive", k)
+		}
+	}
+}

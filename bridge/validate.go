@@ -19,6 +19,20 @@ import (
 
 func reflectValue(v any) reflect.Value { return reflect.ValueOf(v).Elem() }
 
+// checkName checks the name of element p (an endpoint or inbound route):
+// required, label-safe (it becomes a metric label and a store key), unique.
+func checkName(d *decoder, p, name, kind string, seen map[string]bool) {
+	switch {
+	case name == "":
+		d.fail(p+".name", "required")
+	case !nameRE.MatchString(name):
+		d.fail(p+".name", "%q: use letters, digits, '.', '_' and '-' (at most 64)", name)
+	case seen[name]:
+		d.fail(p+".name", "duplicate %s name %q", kind, name)
+	}
+	seen[name] = true
+}
+
 // validPort reports whether port is empty (the scheme's default) or a decimal
 // port number in range; zero (any free port) only where allowZero.
 func validPort(port string, allowZero bool) bool {
@@ -123,15 +137,7 @@ func (l *loader) validate(d *decoder, cfg *Config) {
 	for i := range cfg.Endpoints {
 		e := &cfg.Endpoints[i]
 		p := fmt.Sprintf("endpoint[%d]", i)
-		switch {
-		case e.Name == "":
-			d.fail(p+".name", "required")
-		case !nameRE.MatchString(e.Name):
-			d.fail(p+".name", "%q: use letters, digits, '.', '_' and '-' (at most 64)", e.Name)
-		case seen[e.Name]:
-			d.fail(p+".name", "duplicate endpoint name %q", e.Name)
-		}
-		seen[e.Name] = true
+		checkName(d, p, e.Name, "endpoint", seen)
 		u, err := url.Parse(e.URL)
 		switch {
 		case e.URL == "":
@@ -186,15 +192,7 @@ func (l *loader) validateInbound(d *decoder, cfg *Config) {
 	for i := range cfg.Inbound {
 		in := &cfg.Inbound[i]
 		p := fmt.Sprintf("inbound[%d]", i)
-		switch {
-		case in.Name == "":
-			d.fail(p+".name", "required")
-		case !nameRE.MatchString(in.Name):
-			d.fail(p+".name", "%q: use letters, digits, '.', '_' and '-' (at most 64)", in.Name)
-		case seen[in.Name]:
-			d.fail(p+".name", "duplicate inbound route name %q", in.Name)
-		}
-		seen[in.Name] = true
+		checkName(d, p, in.Name, "inbound route", seen)
 		switch {
 		case in.Path == "":
 			d.fail(p+".path", "required")

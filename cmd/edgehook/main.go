@@ -108,7 +108,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 		return exitOK
-	case "help", "-h", "-help", "--help":
+	}
+	if isHelp(cmd) {
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
